@@ -1,0 +1,3 @@
+"""Webhook ingress: verifies, deduplicates and queues Slack, GitHub and Stripe deliveries."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,98 @@
+"""The ingress exception tree; ``app.py`` maps each branch to one HTTP status.
+
+    GatewayError
+    ├── ConfigError              settings missing or contradictory (start-up stops)
+    ├── UnknownPlatform          404: no such platform, or it is not configured
+    ├── BodyTooLarge             413: body over the platform's cap
+    ├── Unauthenticated          401: generic body, reason only in the log
+    │   ├── InvalidSignature     missing/bad signature headers, no secret matches
+    │   └── StaleTimestamp       timestamp outside the tolerance window (either way)
+    ├── MalformedPayload         400: signature fine, body unusable (bad JSON, missing ids)
+    └── QueueUnavailable         503: could not claim and queue durably; nothing was claimed
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Root of every error the ingress raises on purpose."""
+
+
+class ConfigError(GatewayError):
+    """A setting is missing, malformed or contradicts another; names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(variable, problem)
+        self.variable = variable
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.variable}: {self.problem}"
+
+
+class UnknownPlatform(GatewayError):
+    """The route names a platform that does not exist or has no signing secret set."""
+
+    def __init__(self, platform: str) -> None:
+        super().__init__(platform)
+        self.platform = platform
+
+    def __str__(self) -> str:
+        return f"platform {self.platform!r} is not configured"
+
+
+class BodyTooLarge(GatewayError):
+    """The request body is larger than the platform's cap."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return f"body larger than {self.limit} bytes"
+
+
+class Unauthenticated(GatewayError):
+    """The request cannot be proven to come from the platform.
+
+    ``reason`` is safe to log: it never contains a secret or a signature. ``hint`` names the
+    setting an operator should check.
+    """
+
+    def __init__(self, reason: str, *, hint: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.reason} (check {self.hint})" if self.hint else self.reason
+
+
+class InvalidSignature(Unauthenticated):
+    """Signature headers are missing or malformed, or no configured secret produces them."""
+
+
+class StaleTimestamp(Unauthenticated):
+    """The signed timestamp is outside the accepted window, in the past or the future."""
+
+
+class MalformedPayload(GatewayError):
+    """The signature is valid but the body cannot be used (bad JSON, missing ids)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class QueueUnavailable(GatewayError):
+    """Redis did not confirm the claim and enqueue; the platform should retry."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return f"could not queue durably: {self.cause}"
