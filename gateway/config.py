@@ -31,7 +31,7 @@ VARIABLES: dict[str, str] = {
     "GITHUB_APP_PRIVATE_KEY_PATH": "GitHub App private key, path to a PEM file",
     "GITHUB_API_URL": "GitHub REST API base URL (default https://api.github.com; Enterprise: https://HOST/api/v3)",
     "GITHUB_MAX_BODY": "largest GitHub body accepted, in bytes (default 25 MiB, GitHub's own cap)",
-    "STRIPE_WEBHOOK_SECRET": "Stripe endpoint signing secret(s) (whsec_...), comma-separated; turns the Stripe route on",
+    "STRIPE_WEBHOOK_SECRET": "Stripe endpoint signing secret(s), comma-separated; turns the Stripe route on",
     "STRIPE_API_KEY": "Stripe secret or restricted key the worker reads objects and writes metadata with",
     "STRIPE_API_BASE": "Stripe API base URL (default https://api.stripe.com)",
     "STRIPE_SLACK_CHANNEL": "optional Slack channel id where Stripe results are also announced",
@@ -139,7 +139,9 @@ class Settings:
             slack=_read_slack(env),
             github=_read_github(env),
             stripe=_read_stripe(env),
-            llm=LLMSettings(env.optional("LLM_BASE_URL"), env.optional("LLM_API_KEY"), env.optional("LLM_MODEL")),
+            llm=LLMSettings(
+                env.optional("LLM_BASE_URL"), env.optional("LLM_API_KEY"), env.optional("LLM_MODEL")
+            ),
         )
         _check_cross_settings(settings)
         return settings
@@ -173,7 +175,9 @@ def redacted(settings: Settings) -> dict[str, str]:
     """The effective settings as ``VARIABLE -> value``, secrets shown only as set/unset."""
     values = _as_variables(settings)
     return {
-        name: ("<set>" if values[name] else "<unset>") if name in SECRET_VARIABLES else (values[name] or "<unset>")
+        name: ("<set>" if values[name] else "<unset>")
+        if name in SECRET_VARIABLES
+        else (values[name] or "<unset>")
         for name in VARIABLES
     }
 

@@ -1,14 +1,14 @@
 """The ingress exception tree; ``app.py`` maps each branch to one HTTP status.
 
-    GatewayError
-    ├── ConfigError              settings missing or contradictory (start-up stops)
-    ├── UnknownPlatform          404: no such platform, or it is not configured
-    ├── BodyTooLarge             413: body over the platform's cap
-    ├── Unauthenticated          401: generic body, reason only in the log
-    │   ├── InvalidSignature     missing/bad signature headers, no secret matches
-    │   └── StaleTimestamp       timestamp outside the tolerance window (either way)
-    ├── MalformedPayload         400: signature fine, body unusable (bad JSON, missing ids)
-    └── QueueUnavailable         503: could not claim and queue durably; nothing was claimed
+GatewayError
+├── ConfigError              settings missing or contradictory (start-up stops)
+├── UnknownPlatform          404: no such platform, or it is not configured
+├── BodyTooLarge             413: body over the platform's cap
+├── Unauthenticated          401: generic body, reason only in the log
+│   ├── InvalidSignature     missing/bad signature headers, no secret matches
+│   └── StaleTimestamp       timestamp outside the tolerance window (either way)
+├── MalformedPayload         400: signature fine, body unusable (bad JSON, missing ids)
+└── QueueUnavailable         503: could not claim and queue durably; nothing was claimed
 """
 
 from __future__ import annotations

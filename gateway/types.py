@@ -7,6 +7,7 @@ each module in ``gateway.platforms`` satisfies, ``Clock`` is what verifiers read
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict
 
 Clock = Callable[[], float]
@@ -35,14 +36,27 @@ class Envelope(TypedDict):
     meta: dict[str, Any]
 
 
-class Delivery(TypedDict):
-    """What a platform module extracts from a verified request body."""
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a platform module extracts from a verified body that is to be queued."""
 
     delivery_id: str
     event: str
     action: str | None
     payload: dict[str, Any]
     meta: dict[str, Any]
+    ack: dict[str, Any] | None = None
+    """JSON body of the acknowledgement, where the platform shows it (Slack slash commands);
+    ``None`` answers with an empty body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """A request the platform expects answered inline, with nothing queued (Slack
+    ``url_verification``, GitHub ``ping``)."""
+
+    event: str
+    answer: dict[str, Any]
 
 
 class Platform(Protocol):
@@ -55,8 +69,8 @@ class Platform(Protocol):
     def verify(self, body: bytes, headers: Headers, *, secrets: tuple[str, ...], now: float) -> None:
         """Raise ``InvalidSignature`` or ``StaleTimestamp`` unless the request is genuine."""
 
-    def handshake(self, body: bytes, headers: Headers) -> dict[str, Any] | None:
-        """Return the JSON answer to a platform handshake (already verified), or ``None``."""
+    def probe(self, body: bytes, headers: Headers) -> Handshake | None:
+        """Answer to an unsigned health probe (Slack ``ssl_check``), checked before ``verify``."""
 
-    def parse(self, body: bytes, headers: Headers) -> Delivery:
+    def parse(self, body: bytes, headers: Headers) -> Delivery | Handshake:
         """Parse a verified body; raise ``MalformedPayload`` when ids or structure are missing."""

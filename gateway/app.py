@@ -1,0 +1,194 @@
+"""The ASGI app: ``POST /webhooks/<platform>`` and ``GET /health``.
+
+The request path does only this: read the capped body, answer an unsigned probe, verify the
+signature, answer a handshake, parse, claim and enqueue, answer. Everything slow runs in the
+workers. Errors become statuses in one place, ``_error``, which also writes the delivery's
+log line for refused requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.config import Settings
+from gateway.dedupe import MAX_DELIVERY_ID_BYTES, to_job_id
+from gateway.errors import (
+    BodyTooLarge,
+    GatewayError,
+    MalformedPayload,
+    QueueUnavailable,
+    Unauthenticated,
+    UnknownPlatform,
+)
+from gateway.platforms import PLATFORMS
+from gateway.queue import Enqueuer
+from gateway.types import Clock, Delivery, Envelope, Handshake, Platform
+
+logger = logging.getLogger("gateway.delivery")
+
+# Each refused request gets its status and a body that says what kind of problem it was;
+# for signature problems the body stays generic and the reason goes only to the log.
+_ERRORS: list[tuple[type[GatewayError], int, str]] = [
+    (UnknownPlatform, 404, "unknown platform"),
+    (BodyTooLarge, 413, "body too large"),
+    (Unauthenticated, 401, "invalid request"),
+    (MalformedPayload, 400, "malformed payload"),
+    (QueueUnavailable, 503, "temporarily unavailable, retry later"),
+]
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> Starlette:
+    """Build the app; settings default to the environment, the clock to ``time.time``."""
+    settings = settings or Settings.from_environ()
+    gateway = _Gateway(settings, clock)
+    app = Starlette(
+        routes=[
+            Route("/webhooks/{platform}", gateway.webhook, methods=["POST"]),
+            Route("/health", gateway.health, methods=["GET"]),
+        ],
+        exception_handlers={GatewayError: gateway.error},
+        lifespan=gateway.lifespan,
+    )
+    app.state.settings = settings
+    return app
+
+
+class _Gateway:
+    """The endpoints, holding the settings, the clock and (while running) the enqueuer."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.platforms = {name: PLATFORMS[name] for name in settings.enabled_platforms}
+        self._enqueuer: Enqueuer | None = None
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        s = self.settings
+        self._enqueuer = Enqueuer(
+            s.redis_url, queue_name=s.queue_name, dedupe_ttl=s.dedupe_ttl, run_deadline=s.run_deadline
+        )
+        try:
+            yield
+        finally:
+            await self._enqueuer.aclose()
+
+    @property
+    def enqueuer(self) -> Enqueuer:
+        if self._enqueuer is None:
+            raise RuntimeError(
+                "the app's lifespan has not started; run it under a server or `with TestClient`"
+            )
+        return self._enqueuer
+
+    async def webhook(self, request: Request) -> Response:
+        started = time.perf_counter()
+        name = request.path_params["platform"]
+        log = _start_log(request, name, started)
+        platform = self.platforms.get(name)
+        if platform is None:
+            raise UnknownPlatform(name[:40])
+        body = await _read_body(request, self.settings.max_body(name))
+        headers = request.headers
+        probe = platform.probe(body, headers)
+        if probe is None:
+            platform.verify(body, headers, secrets=self.settings.signing_secrets(name), now=self.clock())
+        result = probe or platform.parse(body, headers)
+        if isinstance(result, Handshake):
+            log["event"] = result.event
+            _write_log(log, outcome="handshake", status=200)
+            return JSONResponse(result.answer)
+        return await self._enqueue(platform, result, log)
+
+    async def _enqueue(self, platform: Platform, delivery: Delivery, log: dict[str, Any]) -> Response:
+        if len(delivery.delivery_id.encode()) > MAX_DELIVERY_ID_BYTES:
+            raise MalformedPayload(f"delivery id is longer than {MAX_DELIVERY_ID_BYTES} bytes")
+        job_id = to_job_id(platform.name, delivery.delivery_id)
+        log.update(
+            event=delivery.event, action=delivery.action, delivery_id=delivery.delivery_id, job_id=job_id
+        )
+        queued = await self.enqueuer.submit(job_id, platform.job_path, self._envelope(platform, delivery))
+        _write_log(log, outcome="queued" if queued else "duplicate", status=200)
+        return JSONResponse(delivery.ack) if delivery.ack is not None else Response(status_code=200)
+
+    def _envelope(self, platform: Platform, delivery: Delivery) -> Envelope:
+        return {
+            "platform": platform.name,
+            "delivery_id": delivery.delivery_id,
+            "event": delivery.event,
+            "action": delivery.action,
+            "received_at": datetime.fromtimestamp(self.clock(), UTC).isoformat(),
+            "payload": delivery.payload,
+            "meta": delivery.meta,
+        }
+
+    async def health(self, request: Request) -> Response:
+        try:
+            queued = await self.enqueuer.queue_length()
+        except QueueUnavailable:
+            return JSONResponse({"status": "unavailable", "redis": "unreachable"}, status_code=503)
+        return JSONResponse(
+            {
+                "status": "ok",
+                "redis": "ok",
+                "queue": self.settings.queue_name,
+                "queued": queued,
+                "platforms": list(self.platforms),
+            }
+        )
+
+    async def error(self, request: Request, exc: Exception) -> Response:
+        for kind, status, message in _ERRORS:
+            if isinstance(exc, kind):
+                log = getattr(request.state, "delivery_log", None) or _start_log(
+                    request, "", time.perf_counter()
+                )
+                outcome = "unavailable" if status == 503 else "rejected"
+                _write_log(log, outcome=outcome, status=status, reason=str(exc))
+                detail = {"detail": str(exc)} if isinstance(exc, MalformedPayload) else {}
+                return JSONResponse({"error": message, **detail}, status_code=status)
+        raise exc
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with ``BodyTooLarge`` as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _start_log(request: Request, platform: str, started: float) -> dict[str, Any]:
+    log: dict[str, Any] = {"platform": platform[:40], "_started": started}
+    retry_num = request.headers.get("x-slack-retry-num")
+    if retry_num is not None:
+        log.update(retry_num=retry_num[:8], retry_reason=request.headers.get("x-slack-retry-reason", "")[:40])
+    request.state.delivery_log = log
+    return log
+
+
+def _write_log(log: dict[str, Any], *, outcome: str, status: int, reason: str | None = None) -> None:
+    fields = {key: value for key, value in log.items() if not key.startswith("_")}
+    fields.update(outcome=outcome, status=status)
+    fields["duration_ms"] = round((time.perf_counter() - log["_started"]) * 1000, 3)
+    if reason is not None:
+        fields["reason"] = reason
+    level = logging.INFO if status < 400 else logging.ERROR if status >= 500 else logging.WARNING
+    logger.log(level, "delivery %s", outcome, extra={"fields": fields})

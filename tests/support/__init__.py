@@ -1,0 +1,1 @@
+"""Test-only helpers: a real redis-server, free ports, request signing."""
