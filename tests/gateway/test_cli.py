@@ -1,0 +1,105 @@
+"""The ``gateway`` command: ``check`` and a real ``serve`` process under concurrent copies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import redis
+
+from tests.support.redis_server import free_port
+from tests.support.signing import slack_headers
+
+SECRET = "cli-test-secret"
+
+
+def _gateway(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "gateway.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _environ(**values: str) -> dict[str, str]:
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "STRIPE_", "GATEWAY_"))
+    }
+    return {**base, **values}
+
+
+def test_check_redacts_secrets_and_reports_redis(redis_url: str) -> None:
+    result = _gateway(
+        "check", env=_environ(REDIS_URL=redis_url, SLACK_SIGNING_SECRET=SECRET, SLACK_BOT_TOKEN="xoxb-1")
+    )
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout and "xoxb-1" not in result.stdout
+    assert "SLACK_SIGNING_SECRET" in result.stdout and "<set>" in result.stdout
+    assert "platforms on: slack" in result.stdout and "redis: ok" in result.stdout
+
+
+def test_check_exits_1_when_redis_does_not_answer() -> None:
+    result = _gateway("check", env=_environ(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"))
+    assert result.returncode == 1 and "redis: unreachable" in result.stdout
+
+
+def test_bad_setting_exits_2_naming_the_variable() -> None:
+    result = _gateway("check", env=_environ(GATEWAY_DEDUPE_TTL="60"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: GATEWAY_DEDUPE_TTL:")
+
+
+def test_serve_refuses_to_start_with_no_platform_configured() -> None:
+    result = _gateway("serve", "--port", str(free_port()), env=_environ())
+    assert result.returncode == 2 and "SLACK_SIGNING_SECRET" in result.stderr
+
+
+@pytest.fixture
+def served(redis_url: str) -> Iterator[str]:
+    port = free_port()
+    env = _environ(REDIS_URL=redis_url, SLACK_SIGNING_SECRET=SECRET)
+    command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, process)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+        # uvicorn re-raises the signal once its shutdown is complete.
+        assert process.returncode in (0, -signal.SIGTERM), stderr
+        assert "Application shutdown complete" in stderr
+
+
+def _wait_healthy(base: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise TimeoutError("gateway serve did not become healthy")
+
+
+def test_served_gateway_turns_fifty_concurrent_copies_into_one_job(served: str, redis_url: str) -> None:
+    body = json.dumps(
+        {"type": "event_callback", "event_id": "EvServe1", "event": {"type": "app_mention"}}
+    ).encode()
+    headers = {"content-type": "application/json", **slack_headers(SECRET, body, int(time.time()))}
+
+    def post(_: int) -> int:
+        return httpx.post(f"{served}/webhooks/slack", content=body, headers=headers, timeout=10).status_code
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(post, range(50)))
+    assert statuses == [200] * 50
+    client = redis.Redis.from_url(redis_url)
+    assert client.lrange("rq:queue:gateway", 0, -1) == [b"slack-EvServe1"]
