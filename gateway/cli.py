@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.set_defaults(command=serve_command)
+    dev = commands.add_parser(
+        "dev", help="run Redis, the web app and a worker on this machine; Ctrl-C stops all"
+    )
+    dev.add_argument(
+        "--host", default="127.0.0.1", help="interface the web app listens on (default 127.0.0.1)"
+    )
+    dev.add_argument("--port", type=int, default=8000, help="port the web app listens on (default 8000)")
+    dev.set_defaults(command=_dev_command)
     check = commands.add_parser("check", help="validate settings and Redis reachability, secrets redacted")
     check.set_defaults(command=check_command)
     for name, (_, help_text) in _WORKER_COMMANDS.items():
@@ -103,6 +111,12 @@ def check_command(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     print("redis: ok")
     return EXIT_OK
+
+
+def _dev_command(args: argparse.Namespace) -> int:
+    from gateway.dev import dev_command
+
+    return dev_command(args)
 
 
 def _dispatch(target: str, argv: list[str]) -> int:

@@ -1,0 +1,25 @@
+# Shared by scripts/dev and scripts/test: install what the project needs on a Debian machine.
+# Sourced, not run. Every step is skipped when its result is already there.
+
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 && return 0
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "redis-server is missing: install it with apt-get install redis-server" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "installing redis-server (Debian package) ..." >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+}
+
+# ensure_venv EXTRAS: a virtualenv in .venv with the project installed editable, e.g. ensure_venv "[test]".
+ensure_venv() {
+  local extras="$1"
+  if [ ! -x .venv/bin/python ]; then
+    echo "creating .venv ..." >&2
+    python3 -m venv .venv
+  fi
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+}
