@@ -1,0 +1,433 @@
+"""A fake GitHub REST API: the repository, issue, pull-request and check-run endpoints a bot uses.
+
+Bodies come from ``github_shapes`` and point back at the fake, so PyGithub can follow them.
+``prefix="/api/v3"`` serves the same API the way GitHub Enterprise Server does. GitHub App JWTs are
+checked against the app's public key (RS256) and exchanged for installation tokens, as in
+https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import http
+import itertools
+import json
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.fakes import github_shapes as shapes
+from tests.fakes.server import FakeServer, Reply, Request, Route, route
+
+DEFAULT_TOKEN = "ghp_fakepersonaltoken"
+TOKEN_LIFETIME = 3600
+DEFAULT_PERMISSIONS = {"issues": "write", "pull_requests": "write", "checks": "write", "metadata": "read"}
+_BAD_JWT = "A JSON web token could not be decoded"
+# GitHub refuses an exp more than 10 minutes ahead; PyGithub backdates iat by 60 s, so allow some slack.
+_JWT_MAX_AHEAD = 660
+
+Obj = dict[str, Any]
+
+
+def _error(status: int, message: str | None = None) -> Reply:
+    body = {
+        "message": message or http.HTTPStatus(status).phrase,
+        "documentation_url": "https://docs.github.com/rest",
+    }
+    return Reply(status, body | {"status": str(status)})
+
+
+def load_public_key(key: str | bytes | rsa.RSAPublicKey) -> rsa.RSAPublicKey:
+    """An RSA public key from PEM text or bytes (or the key itself)."""
+    if isinstance(key, rsa.RSAPublicKey):
+        return key
+    loaded = serialization.load_pem_public_key(key.encode() if isinstance(key, str) else key)
+    if not isinstance(loaded, rsa.RSAPublicKey):
+        raise TypeError("a GitHub App key is an RSA key")
+    return loaded
+
+
+def verify_rs256(token: str, key: rsa.RSAPublicKey) -> Obj:
+    """The claims of an RS256 JWT signed by ``key``; ``ValueError`` if it is not one."""
+    try:
+        head, payload, signature = token.split(".")
+        if json.loads(_unb64(head)).get("alg") != "RS256":
+            raise ValueError("not RS256")
+        key.verify(_unb64(signature), f"{head}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        claims = json.loads(_unb64(payload))
+    except (ValueError, InvalidSignature, binascii.Error, AttributeError) as exc:
+        raise ValueError(_BAD_JWT) from exc
+    if not isinstance(claims, dict):
+        raise ValueError(_BAD_JWT)
+    return claims
+
+
+def _unb64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+class GitHubFake(FakeServer):
+    """GitHub REST API at ``base_url``, for ``github.Github(base_url=...)`` and ``GithubIntegration``.
+
+    Accepts ``token X`` / ``Bearer X`` with a configured token or an installation token it issued.
+    Check runs, as on GitHub, need an installation token (other tokens get 403).
+    """
+
+    def __init__(
+        self,
+        *,
+        tokens: Iterable[str] = (DEFAULT_TOKEN,),
+        app_id: int | None = None,
+        app_public_key: str | bytes | rsa.RSAPublicKey | None = None,
+        prefix: str = "",
+    ) -> None:
+        self.tokens = tuple(tokens)
+        self.app_id = app_id
+        self._app_key = None if app_public_key is None else load_public_key(app_public_key)
+        self._ids = itertools.count(1001)
+        self._repos: dict[str, Obj] = {}
+        self._issues: dict[tuple[str, int], Obj] = {}
+        self._comments: dict[int, Obj] = {}
+        self._check_runs: dict[int, Obj] = {}
+        self._issued: dict[str, Obj] = {}
+        super().__init__(prefix=prefix)
+
+    @property
+    def token(self) -> str:
+        """The first accepted personal token."""
+        return self.tokens[0]
+
+    def routes(self) -> Iterable[Route]:
+        """Repository, issue, comment, label, pull, check-run, app and rate-limit endpoints."""
+        repo, issue = "/repos/{owner}/{repo}", "/repos/{owner}/{repo}/issues/{number}"
+        return [
+            route("GET", repo, self._get_repo),
+            route("GET", issue, self._get_issue),
+            route("GET", f"{issue}/comments", self._list_comments),
+            route("POST", f"{issue}/comments", self._create_comment),
+            route("POST", f"{issue}/labels", self._add_labels),
+            route("PATCH", f"{repo}/issues/comments/{{id}}", self._edit_comment),
+            route("GET", f"{repo}/pulls/{{number}}", self._get_pull),
+            route("GET", f"{repo}/pulls/{{number}}/files", self._list_files),
+            route("POST", f"{repo}/check-runs", self._create_check_run),
+            route("PATCH", f"{repo}/check-runs/{{id}}", self._edit_check_run),
+            route("GET", "/rate_limit", lambda request: Reply(200, shapes.rate_limit_obj())),
+            route("GET", "/app", self._get_app, public=True),
+            route("POST", "/app/installations/{id}/access_tokens", self._create_token, public=True),
+        ]
+
+    # -- seeding ---------------------------------------------------------------------------------
+
+    def seed_repo(self, full_name: str, *, private: bool = False, default_branch: str = "main") -> None:
+        """Make ``owner/name`` exist (seeding an issue or pull request does this too)."""
+        with self._cond:
+            self._repo(full_name).update(private=private, default_branch=default_branch)
+
+    def seed_issue(self, full_name: str, number: int, *, title: str = "An issue", **fields: Any) -> None:
+        """Make issue ``number`` exist; ``fields``: ``body``, ``user`` (login), ``state``, ``labels``."""
+        with self._cond:
+            self._repo(full_name)
+            defaults = {"body": "", "user": "octocat", "state": "open", "labels": []}
+            record = {"id": next(self._ids), "repo": full_name, "number": number, "title": title}
+            extra = {"created_at": time.time(), "pull": None}
+            self._issues[(full_name, number)] = record | defaults | fields | extra
+            self._issues[(full_name, number)]["labels"] = list(self._issues[(full_name, number)]["labels"])
+
+    def seed_pull(
+        self, full_name: str, number: int, *, files: Iterable[Mapping[str, Any]] = (), **fields: Any
+    ) -> None:
+        """Make pull request ``number`` exist, touching ``files`` (dicts with ``filename`` and optionally
+        ``additions``, ``deletions``, ``status``, ``patch``).
+
+        ``fields``: ``title``, ``body``, ``user``, ``head``, ``base``, ``head_sha``, ``draft``.
+        """
+        issue_fields = {k: fields.pop(k) for k in ("title", "body", "user") if k in fields}
+        self.seed_issue(full_name, number, **issue_fields)
+        with self._cond:
+            pull = {"id": next(self._ids), "head": "feature", "base": "main", "draft": False}
+            pull |= {"head_sha": secrets.token_hex(20)} | fields | {"files": [_file(f) for f in files]}
+            self._issues[(full_name, number)]["pull"] = pull
+
+    def seed_comment(self, full_name: str, number: int, body: str, *, user: str = "octocat") -> int:
+        """An earlier comment on issue ``number``; returns its id."""
+        with self._cond:
+            return self._add_comment(full_name, number, body, user=user, user_type="User")
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    def comments(self, full_name: str, number: int) -> list[Obj]:
+        """Comments on an issue or pull request, oldest first: ``id``, ``body``, ``user`` (login), ..."""
+        with self._cond:
+            return copy.deepcopy(
+                [c for c in self._comments.values() if (c["repo"], c["number"]) == (full_name, number)]
+            )
+
+    def check_runs(self, full_name: str | None = None) -> list[Obj]:
+        """Check runs as created and last edited, oldest first."""
+        with self._cond:
+            return copy.deepcopy([r for r in self._check_runs.values() if full_name in (None, r["repo"])])
+
+    def labels(self, full_name: str, number: int) -> list[str]:
+        """Label names on an issue or pull request."""
+        with self._cond:
+            return list(self._issues[(full_name, number)]["labels"])
+
+    @property
+    def issued_tokens(self) -> list[Obj]:
+        """Installation tokens handed out: ``token``, ``installation_id``, ``expires_at`` (epoch seconds)."""
+        with self._cond:
+            return [{"token": token, **fields} for token, fields in self._issued.items()]
+
+    def reset_state(self) -> None:
+        """Forget repositories, issues, pulls, comments, check runs and issued tokens."""
+        for store in (self._repos, self._issues, self._comments, self._check_runs, self._issued):
+            store.clear()
+
+    # -- FakeServer hooks ------------------------------------------------------------------------
+
+    def decorate(self, reply: Reply) -> None:
+        """GitHub's rate-limit headers, on every response."""
+        limits = {
+            "Limit": "5000",
+            "Remaining": "4999",
+            "Reset": str(int(time.time()) + 3600),
+            "Resource": "core",
+        }
+        for name, value in limits.items():
+            reply.headers.setdefault(f"X-RateLimit-{name}", value)
+
+    def authenticate(self, request: Request) -> Reply | None:
+        """``token X`` or ``Bearer X`` with a configured token or a live installation token."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if not token:
+            return _error(401, "Requires authentication")
+        if scheme.lower() in ("token", "bearer") and (token in self.tokens or self._installation(token)):
+            return None
+        return _error(401, "Bad credentials")
+
+    def not_found(self, request: Request) -> Reply:
+        """GitHub's 404."""
+        return _error(404)
+
+    def fault_body(self, status: int) -> Any:
+        """GitHub's error body: a plain phrase, never a rate-limit message PyGithub would wait on."""
+        return _error(status, "Bad credentials" if status == 401 else None).body
+
+    # -- app authentication ----------------------------------------------------------------------
+
+    def _installation(self, token: str) -> int | None:
+        issued = self._issued.get(token)
+        if issued is None or issued["expires_at"] <= time.time():
+            return None
+        return int(issued["installation_id"])
+
+    def _check_jwt(self, request: Request) -> Reply | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if self._app_key is None or scheme.lower() != "bearer":
+            return _error(401, _BAD_JWT)
+        try:
+            claims = verify_rs256(token, self._app_key)
+        except ValueError:
+            return _error(401, _BAD_JWT)
+        now, exp, iat = time.time(), claims.get("exp"), claims.get("iat")
+        if str(claims.get("iss")) != str(self.app_id):
+            return _error(401, "'Issuer' claim ('iss') must be the GitHub App's id")
+        if not isinstance(exp, int) or not now < exp < now + _JWT_MAX_AHEAD:
+            return _error(401, "'Expiration time' claim ('exp') is too far in the future or in the past")
+        if not isinstance(iat, int) or iat > now + 60:
+            return _error(401, "'Issued at' claim ('iat') must be an Integer representing the time issued")
+        return None
+
+    def _get_app(self, request: Request) -> Reply:
+        return self._check_jwt(request) or Reply(200, shapes.app_obj(request.base_url, self.app_id or 0))
+
+    def _create_token(self, request: Request) -> Reply:
+        denied = self._check_jwt(request)
+        installation_id = _number(request, "id")
+        if denied is not None or installation_id is None:
+            return denied or _error(404)
+        asked = request.body.get("permissions") if isinstance(request.body, dict) else None
+        token, expires_at = f"ghs_{secrets.token_hex(18)}", time.time() + TOKEN_LIFETIME
+        self._issued[token] = {"installation_id": installation_id, "expires_at": expires_at}
+        body = {
+            "token": token,
+            "expires_at": shapes.iso(expires_at),
+            "permissions": asked or DEFAULT_PERMISSIONS,
+        }
+        return Reply(201, body | {"repository_selection": "all"})
+
+    # -- repositories, issues and comments -------------------------------------------------------
+
+    def _get_repo(self, request: Request) -> Reply:
+        repo = self._repos.get(_full_name(request))
+        return _error(404) if repo is None else Reply(200, shapes.repo_obj(request.base_url, repo))
+
+    def _get_issue(self, request: Request) -> Reply:
+        issue = self._issue(request)
+        if issue is None:
+            return _error(404)
+        return Reply(200, shapes.issue_obj(request.base_url, issue, comments=self._count(issue)))
+
+    def _list_comments(self, request: Request) -> Reply:
+        issue = self._issue(request)
+        if issue is None:
+            return _error(404)
+        found = [c for c in self._comments.values() if c["issue_id"] == issue["id"]]
+        return _paginate(request, [shapes.comment_obj(request.base_url, c) for c in found])
+
+    def _create_comment(self, request: Request) -> Reply:
+        issue, body = self._issue(request), _field(request, "body")
+        if issue is None:
+            return _error(404)
+        if not isinstance(body, str) or not body:
+            return _error(422, "Validation Failed")
+        user, user_type = self._actor(request)
+        comment_id = self._add_comment(issue["repo"], issue["number"], body, user=user, user_type=user_type)
+        return Reply(201, shapes.comment_obj(request.base_url, self._comments[comment_id]))
+
+    def _edit_comment(self, request: Request) -> Reply:
+        comment, body = self._comments.get(_number(request, "id") or 0), _field(request, "body")
+        if comment is None or comment["repo"] != _full_name(request):
+            return _error(404)
+        if not isinstance(body, str) or not body:
+            return _error(422, "Validation Failed")
+        comment.update(body=body, updated_at=time.time())
+        return Reply(200, shapes.comment_obj(request.base_url, comment))
+
+    def _add_labels(self, request: Request) -> Reply:
+        issue = self._issue(request)
+        names = request.body if isinstance(request.body, list) else _field(request, "labels")
+        if issue is None:
+            return _error(404)
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            return _error(422, "Validation Failed")
+        issue["labels"] += [name for name in names if name not in issue["labels"]]
+        labels = [shapes.label_obj(request.base_url, issue["repo"], name) for name in issue["labels"]]
+        return Reply(200, labels)
+
+    # -- pull requests and check runs ------------------------------------------------------------
+
+    def _get_pull(self, request: Request) -> Reply:
+        issue = self._issue(request)
+        if issue is None or issue["pull"] is None:
+            return _error(404)
+        repo = shapes.repo_obj(request.base_url, self._repos[issue["repo"]])
+        return Reply(200, shapes.pull_obj(request.base_url, issue, repo=repo, comments=self._count(issue)))
+
+    def _list_files(self, request: Request) -> Reply:
+        issue = self._issue(request)
+        if issue is None or issue["pull"] is None:
+            return _error(404)
+        return _paginate(
+            request, [shapes.file_obj(request.base_url, issue, f) for f in issue["pull"]["files"]]
+        )
+
+    def _create_check_run(self, request: Request) -> Reply:
+        full_name = _full_name(request)
+        if full_name not in self._repos:
+            return _error(404)
+        if self._installation(_token(request)) is None:
+            return _error(403, "You must authenticate via a GitHub App.")
+        if not _field(request, "name") or not _field(request, "head_sha"):
+            return _error(422, "Invalid request: name and head_sha are required.")
+        run_id = next(self._ids)
+        run = {"id": run_id, "repo": full_name, "status": "queued", "conclusion": None, "output": {}}
+        self._check_runs[run_id] = run | {"started_at": time.time(), "completed_at": None}
+        _apply_check_run(self._check_runs[run_id], request.body)
+        return Reply(201, self._check_run_obj(request.base_url, self._check_runs[run_id]))
+
+    def _edit_check_run(self, request: Request) -> Reply:
+        run = self._check_runs.get(_number(request, "id") or 0)
+        if run is None or run["repo"] != _full_name(request):
+            return _error(404)
+        _apply_check_run(run, request.body if isinstance(request.body, dict) else {})
+        return Reply(200, self._check_run_obj(request.base_url, run))
+
+    def _check_run_obj(self, base: str, run: Obj) -> Obj:
+        app = shapes.app_obj(base, self.app_id) if self.app_id else None
+        return shapes.check_run_obj(base, run, app=app)
+
+    # -- state helpers ---------------------------------------------------------------------------
+
+    def _repo(self, full_name: str) -> Obj:
+        owner, _, name = full_name.partition("/")
+        if not owner or not name or "/" in name:
+            raise ValueError(f"not an owner/name repository: {full_name!r}")
+        record = {"id": next(self._ids), "full_name": full_name, "owner": owner, "name": name}
+        return self._repos.setdefault(full_name, record | {"private": False, "default_branch": "main"})
+
+    def _issue(self, request: Request) -> Obj | None:
+        number = _number(request, "number")
+        return None if number is None else self._issues.get((_full_name(request), number))
+
+    def _count(self, issue: Obj) -> int:
+        return sum(1 for comment in self._comments.values() if comment["issue_id"] == issue["id"])
+
+    def _add_comment(self, full_name: str, number: int, body: str, *, user: str, user_type: str) -> int:
+        comment_id, now = next(self._ids), time.time()
+        issue_id = self._issues[(full_name, number)]["id"]
+        where = {"id": comment_id, "repo": full_name, "number": number, "issue_id": issue_id}
+        what = {"body": body, "user": user, "user_type": user_type, "created_at": now, "updated_at": now}
+        self._comments[comment_id] = where | what
+        return comment_id
+
+    def _actor(self, request: Request) -> tuple[str, str]:
+        """Who a write is attributed to: the app's bot with an installation token, else a user."""
+        if self._installation(_token(request)) is not None:
+            return "fake-app[bot]", "Bot"
+        return "fake-user", "User"
+
+
+def _full_name(request: Request) -> str:
+    return f"{request.params['owner']}/{request.params['repo']}"
+
+
+def _number(request: Request, name: str) -> int | None:
+    value = request.params.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def _token(request: Request) -> str:
+    return request.headers.get("authorization", "").partition(" ")[2]
+
+
+def _field(request: Request, name: str) -> Any:
+    return request.body.get(name) if isinstance(request.body, dict) else None
+
+
+def _file(spec: Mapping[str, Any]) -> Obj:
+    return {
+        "sha": secrets.token_hex(20),
+        "status": "modified",
+        "additions": 0,
+        "deletions": 0,
+        "patch": "",
+    } | dict(spec)
+
+
+def _apply_check_run(run: Obj, body: Mapping[str, Any]) -> None:
+    """Apply a create/update body: named fields, output text, and completion when a conclusion is set."""
+    run.update(
+        {
+            k: body[k]
+            for k in ("name", "head_sha", "status", "conclusion", "details_url", "external_id")
+            if k in body
+        }
+    )
+    output = body.get("output")
+    if isinstance(output, dict):
+        run["output"] = run["output"] | {k: output[k] for k in ("title", "summary", "text") if k in output}
+    if body.get("conclusion") or body.get("status") == "completed":
+        run.update(status="completed", completed_at=run["completed_at"] or time.time())
+
+
+def _paginate(request: Request, items: list[Any]) -> Reply:
+    chunk, link = shapes.page(items, query=request.query, url=f"{request.base_url}{request.path}")
+    return Reply(200, chunk, {"Link": link} if link else {})

@@ -1,0 +1,281 @@
+"""A fake Slack Web API: the methods a bot uses, a message store, and ``response_url`` endpoints.
+
+Like Slack (https://api.slack.com/web), API errors are HTTP 200 with ``{"ok": false, "error": ...}``,
+rate limits are HTTP 429 (inject them with ``fail_next``), every method takes POST (form or JSON) or
+GET, and arguments may come from the query string or the body.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from tests.fakes.server import FakeServer, Reply, Request, Route, route
+
+DEFAULT_TOKEN = "xoxb-fake-bot-token"
+BOT_USER_ID = "U0FAKEBOT"
+BOT_ID = "B0FAKEBOT"
+TEAM_ID = "T0FAKE"
+
+Message = dict[str, Any]
+
+
+def _ok(**fields: Any) -> Reply:
+    return Reply(200, {"ok": True, **fields})
+
+
+def _error(error: str, status: int = 200) -> Reply:
+    return Reply(status, {"ok": False, "error": error})
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    return int(seconds), int(micros or 0)
+
+
+class SlackFake(FakeServer):
+    """Slack Web API at ``base_url`` (``http://127.0.0.1:<port>/api/``), for ``WebClient(base_url=...)``."""
+
+    def __init__(self, *, tokens: Iterable[str] = (DEFAULT_TOKEN,), prefix: str = "/api") -> None:
+        self.tokens = tuple(tokens)
+        self.bot = {"user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": TEAM_ID, "team": "Fake Workspace"}
+        self._messages: dict[str, dict[str, Message]] = {}
+        self._users: dict[str, dict[str, Any]] = {}
+        self._responses: dict[str, list[Any]] = {}
+        self.ephemerals: list[Message] = []
+        self.deleted: list[Message] = []
+        self._last_micros = 0
+        self._response_ids = itertools.count(1)
+        super().__init__(prefix=prefix)
+
+    @property
+    def base_url(self) -> str:
+        """The Web API base URL, with the trailing slash slack-sdk expects."""
+        return super().base_url + "/"
+
+    @property
+    def token(self) -> str:
+        """The first accepted bot token."""
+        return self.tokens[0]
+
+    def routes(self) -> Iterable[Route]:
+        """Each method answers GET and POST, like Slack; response URLs need no token."""
+        methods = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral,
+            "chat.delete": self._delete,
+            "conversations.replies": self._replies,
+            "users.info": self._users_info,
+        }
+        for name, handler in methods.items():
+            yield route("POST", f"/{name}", handler)
+            yield route("GET", f"/{name}", handler)
+        yield route("POST", "/response/{key}", self._response, public=True, rooted=True)
+
+    # -- seeding and inspection ------------------------------------------------------------------
+
+    def seed_message(
+        self, channel: str, text: str, *, ts: str | None = None, thread_ts: str | None = None, **fields: Any
+    ) -> str:
+        """Put a message in the store (e.g. a thread's earlier turns); return its ts."""
+        with self._cond:
+            fields.setdefault("user", "U0FAKEUSER")
+            return self._store(
+                channel, {"type": "message", "text": text, **fields}, ts=ts, thread_ts=thread_ts
+            )
+
+    def seed_user(self, user_id: str, *, name: str | None = None, **fields: Any) -> None:
+        """Make ``users.info`` answer this profile for ``user_id``."""
+        with self._cond:
+            self._users[user_id] = {
+                **self._default_user(user_id),
+                **({"name": name} if name else {}),
+                **fields,
+            }
+
+    def message(self, channel: str, ts: str) -> Message | None:
+        """The stored message (after any updates), or None if it never existed or was deleted."""
+        with self._cond:
+            found = self._messages.get(channel, {}).get(ts)
+            return copy.deepcopy(found)
+
+    def messages(self, channel: str) -> list[Message]:
+        """All stored messages of ``channel``, oldest first."""
+        with self._cond:
+            return copy.deepcopy(
+                sorted(self._messages.get(channel, {}).values(), key=lambda m: _ts_key(m["ts"]))
+            )
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        """The parent ``ts`` and its replies, oldest first (empty if there is no such parent)."""
+        with self._cond:
+            return copy.deepcopy(self._thread_of(channel, ts))
+
+    def response_url(self, key: str | None = None) -> str:
+        """A ``response_url`` for slash-command fixtures; what is posted to it lands in ``responses()``."""
+        key = key or f"R{next(self._response_ids):06d}"
+        return f"{self.origin}/response/{key}"
+
+    def responses(self, key_or_url: str) -> list[Any]:
+        """JSON bodies posted to that response URL (or key), in order."""
+        key = key_or_url.rsplit("/", 1)[-1]
+        with self._cond:
+            return copy.deepcopy(self._responses.get(key, []))
+
+    def reset_state(self) -> None:
+        """Forget messages, users, ephemerals, deletions and response-URL posts."""
+        self._messages.clear()
+        self._users.clear()
+        self._responses.clear()
+        self.ephemerals.clear()
+        self.deleted.clear()
+
+    # -- FakeServer hooks ------------------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> Reply | None:
+        """Bearer header or ``token`` argument, as Slack accepts; not_authed / invalid_auth otherwise."""
+        header = request.headers.get("authorization", "")
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else _args(request).get("token")
+        if not token:
+            return _error("not_authed")
+        return None if token in self.tokens else _error("invalid_auth")
+
+    def not_found(self, request: Request) -> Reply:
+        """Slack's answer to an unknown method."""
+        return _error("unknown_method", 404)
+
+    def fault_body(self, status: int) -> Any:
+        """Slack's body for rate limits and failures."""
+        return {"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"}
+
+    # -- methods ---------------------------------------------------------------------------------
+
+    def _auth_test(self, request: Request) -> Reply:
+        bot = self.bot
+        identity = {"team_id": bot["team_id"], "user_id": bot["user_id"], "bot_id": bot["bot_id"]}
+        return _ok(
+            url="https://fake.slack.com/",
+            team=bot["team"],
+            user="fakebot",
+            is_enterprise_install=False,
+            **identity,
+        )
+
+    def _post_message(self, request: Request) -> Reply:
+        args = _args(request)
+        if not args.get("channel"):
+            return _error("channel_not_found")
+        if not any(args.get(name) for name in ("text", "blocks", "attachments")):
+            return _error("no_text")
+        fields = _content(args) | {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID}
+        ts = self._store(args["channel"], fields, ts=None, thread_ts=args.get("thread_ts"))
+        return _ok(channel=args["channel"], ts=ts, message=copy.deepcopy(self._messages[args["channel"]][ts]))
+
+    def _update(self, request: Request) -> Reply:
+        args = _args(request)
+        message = self._messages.get(args.get("channel", ""), {}).get(args.get("ts", ""))
+        if message is None:
+            return _error("message_not_found")
+        if not any(args.get(name) for name in ("text", "blocks", "attachments")):
+            return _error("no_text")
+        message.update(_content(args))
+        message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
+        reply = {"channel": args["channel"], "ts": message["ts"], "text": message.get("text", "")}
+        return _ok(**reply, message=copy.deepcopy(message))
+
+    def _post_ephemeral(self, request: Request) -> Reply:
+        args = _args(request)
+        if not args.get("channel"):
+            return _error("channel_not_found")
+        if not args.get("user"):
+            return _error("user_not_in_channel")
+        ts = self._next_ts()
+        self.ephemerals.append({"channel": args["channel"], "user": args["user"], "ts": ts, **_content(args)})
+        return _ok(message_ts=ts)
+
+    def _delete(self, request: Request) -> Reply:
+        args = _args(request)
+        message = self._messages.get(args.get("channel", ""), {}).pop(args.get("ts", ""), None)
+        if message is None:
+            return _error("message_not_found")
+        self.deleted.append({"channel": args["channel"], **message})
+        return _ok(channel=args["channel"], ts=message["ts"])
+
+    def _replies(self, request: Request) -> Reply:
+        args = _args(request)
+        if not args.get("channel"):
+            return _error("channel_not_found")
+        thread = self._thread_of(args["channel"], args.get("ts", ""))
+        if not thread:
+            return _error("thread_not_found")
+        return _ok(messages=copy.deepcopy(thread), has_more=False, response_metadata={"next_cursor": ""})
+
+    def _users_info(self, request: Request) -> Reply:
+        user_id = _args(request).get("user")
+        if not user_id:
+            return _error("user_not_found")
+        return _ok(user=copy.deepcopy(self._users.get(user_id) or self._default_user(user_id)))
+
+    def _response(self, request: Request) -> Reply:
+        self._responses.setdefault(request.params["key"], []).append(request.body)
+        return _ok()
+
+    # -- store -----------------------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        self._last_micros = max(time.time_ns() // 1000, self._last_micros + 1)
+        return f"{self._last_micros // 1_000_000}.{self._last_micros % 1_000_000:06d}"
+
+    def _store(self, channel: str, fields: Message, *, ts: str | None, thread_ts: str | None) -> str:
+        if ts is None:
+            ts = self._next_ts()
+        seconds, micros = _ts_key(ts)
+        self._last_micros = max(self._last_micros, seconds * 1_000_000 + micros)
+        message = {**fields, "ts": ts}
+        if thread_ts and thread_ts != ts:
+            message["thread_ts"] = thread_ts
+            self._note_reply(channel, thread_ts, message)
+        self._messages.setdefault(channel, {})[ts] = message
+        return ts
+
+    def _note_reply(self, channel: str, thread_ts: str, reply: Message) -> None:
+        parent = self._messages.get(channel, {}).get(thread_ts)
+        if parent is not None:
+            parent["thread_ts"] = thread_ts
+            parent["reply_count"] = int(parent.get("reply_count", 0)) + 1
+            parent["latest_reply"] = reply["ts"]
+
+    def _thread_of(self, channel: str, ts: str) -> list[Message]:
+        stored = self._messages.get(channel, {})
+        if ts not in stored:
+            return []
+        members = [m for m in stored.values() if m["ts"] == ts or m.get("thread_ts") == ts]
+        return sorted(members, key=lambda m: _ts_key(m["ts"]))
+
+    def _default_user(self, user_id: str) -> dict[str, Any]:
+        name = user_id.lower()
+        is_bot = user_id == BOT_USER_ID
+        profile = {"real_name": name.title(), "display_name": name, "email": f"{name}@example.com"}
+        fields = {"name": name, "real_name": name.title(), "is_bot": is_bot, "deleted": False, "tz": "UTC"}
+        return {"id": user_id, "team_id": TEAM_ID, **fields, "profile": profile}
+
+
+def _args(request: Request) -> dict[str, Any]:
+    """Slack arguments: the query string, then a form or JSON object body (single values only)."""
+    args: dict[str, Any] = {k: v[-1] if isinstance(v, list) else v for k, v in request.query.items()}
+    if isinstance(request.body, dict):
+        structured = request.headers.get("content-type", "").startswith("application/json")
+        args.update(
+            {k: v[-1] if isinstance(v, list) and not structured else v for k, v in request.body.items()}
+        )
+    return args
+
+
+def _content(args: dict[str, Any]) -> Message:
+    """The message fields a post or an update sets."""
+    return {name: args[name] for name in ("text", "blocks", "attachments", "metadata") if name in args}
