@@ -36,27 +36,28 @@ def claim_key(job_id: str) -> str:
 # One call claims and enqueues a whole batch of deliveries. Redis runs a script atomically, and
 # nothing after the first write can fail (arguments are checked by the caller), so for each
 # delivery either the claim, the job hash and the queue push all happen, or none does.
+# The job hash fields that are the same for every job are sent once per batch.
 #   KEYS[1] queue key, KEYS[2] RQ's set of queues, then per delivery: claim key, job key
-#   ARGV[1] claim TTL in seconds, ARGV[2] claim value, then per delivery: job id, field count n,
-#   n field/value strings
+#   ARGV[1] claim TTL in seconds, ARGV[2] claim value, ARGV[3] created/enqueued timestamp,
+#   ARGV[4] count n of shared field/value strings, ARGV[5 .. 4+n] those strings,
+#   then per delivery: job id, job data, job description
 # Returns one integer per delivery: 1 queued, 0 already claimed.
 CLAIM_AND_ENQUEUE = """
 local ttl = tonumber(ARGV[1])
+local shared_end = 4 + tonumber(ARGV[4])
 local results = {}
 local queued = 0
-local arg = 3
 for i = 1, (#KEYS - 2) / 2 do
-  local job_id = ARGV[arg]
-  local n = tonumber(ARGV[arg + 1])
+  local arg = shared_end + 3 * (i - 1)
   if redis.call('SET', KEYS[1 + 2 * i], ARGV[2], 'NX', 'EX', ttl) then
-    redis.call('HSET', KEYS[2 + 2 * i], unpack(ARGV, arg + 2, arg + 1 + n))
-    redis.call('RPUSH', KEYS[1], job_id)
+    redis.call('HSET', KEYS[2 + 2 * i], 'data', ARGV[arg + 2], 'description', ARGV[arg + 3],
+      'created_at', ARGV[3], 'enqueued_at', ARGV[3], unpack(ARGV, 5, shared_end))
+    redis.call('RPUSH', KEYS[1], ARGV[arg + 1])
     results[i] = 1
     queued = queued + 1
   else
     results[i] = 0
   end
-  arg = arg + 2 + n
 end
 if queued > 0 then
   redis.call('SADD', KEYS[2], KEYS[1])

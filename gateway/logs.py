@@ -7,11 +7,12 @@ has no way to tell them apart, so the rule is kept where the fields are chosen.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 
 class JSONFormatter(logging.Formatter):
@@ -29,7 +30,7 @@ class JSONFormatter(logging.Formatter):
             line.update(fields)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return orjson.dumps(line, default=str).decode()
 
 
 def configure(level: str = "INFO") -> None:

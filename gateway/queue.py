@@ -4,8 +4,13 @@ Each request hands its envelope to ``Enqueuer.submit`` and awaits the answer. Su
 arrive while the event loop is busy are gathered and sent to Redis as one call of the
 ``CLAIM_AND_ENQUEUE`` script, so under load one round trip claims and queues many deliveries:
 the claim-and-enqueue cost per request falls as concurrency rises, instead of each request
-waiting on its own round trips. The job hash is built by RQ's own ``Job`` so RQ sees an
-ordinary queued job.
+waiting on its own round trips.
+
+The job hash is what RQ's own ``Queue.enqueue_call`` writes: the fields every job shares are
+taken once from a ``Job`` built by RQ (``_JobTemplate``), and only ``data`` (the serialized
+call, as JSON), ``description`` and the timestamps are made per delivery. RQ reads ``data``
+compressed or not; it is left uncompressed because compressing costs more than the ack path
+can spare. ``tests/gateway/test_queue.py`` holds the hash to RQ's own.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -24,6 +30,7 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
+from rq.utils import utcformat
 
 from gateway.dedupe import CLAIM_AND_ENQUEUE, claim_key
 from gateway.errors import QueueUnavailable
@@ -40,11 +47,43 @@ MAX_BATCH = 256
 MAX_FLUSHES_IN_FLIGHT = 4
 
 
+# Job hash fields written per delivery; every other field comes from the template.
+_PER_JOB_FIELDS = frozenset({"data", "description", "created_at", "enqueued_at"})
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     job_id: str
-    fields: list[Any]
+    data: bytes
+    description: str
     future: asyncio.Future[bool]
+
+
+def _job_template(*, queue_name: str, timeout: int) -> list[Any]:
+    """The job hash fields every gateway job shares, as RQ itself writes them (flat name/value list)."""
+    job = Job.create(
+        "handlers.template.handle",
+        args=({},),
+        connection=redis.Redis(),  # RQ wants one; building the hash never uses it
+        id="template",
+        origin=queue_name,
+        timeout=timeout,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        serializer=JSONSerializer,
+        status=JobStatus.QUEUED,
+    )
+    fields: list[Any] = []
+    for name, value in job.to_dict().items():
+        if name not in _PER_JOB_FIELDS:
+            fields += (name, value)
+    job.connection.close()
+    return fields
+
+
+def job_data(job_path: str, envelope: Envelope) -> bytes:
+    """RQ's serialized call ``(function, instance, args, kwargs)``, as ``JSONSerializer`` reads it."""
+    return orjson.dumps([job_path, None, [envelope], {}])
 
 
 class Enqueuer:
@@ -65,8 +104,7 @@ class Enqueuer:
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
         )
         self._script = self._redis.register_script(CLAIM_AND_ENQUEUE)
-        # RQ's Job wants a connection object; building the hash never uses it.
-        self._job_connection = redis.Redis()
+        self._template = _job_template(queue_name=queue_name, timeout=self._job_timeout)
         self._pending: list[_Pending] = []
         self._flushes: set[asyncio.Task[None]] = set()
         self._flush_scheduled = False
@@ -79,30 +117,11 @@ class Enqueuer:
         platform's retry is answered as a duplicate.
         """
         loop = asyncio.get_running_loop()
-        pending = _Pending(job_id, self._job_fields(job_id, job_path, envelope), loop.create_future())
+        description = f"{envelope['platform']} {envelope['event']} {envelope['delivery_id']}"
+        pending = _Pending(job_id, job_data(job_path, envelope), description, loop.create_future())
         self._pending.append(pending)
         self._schedule_flush(loop)
         return await pending.future
-
-    def _job_fields(self, job_id: str, job_path: str, envelope: Envelope) -> list[Any]:
-        job = Job.create(
-            job_path,
-            args=(envelope,),
-            connection=self._job_connection,
-            id=job_id,
-            origin=self.queue_name,
-            description=f"{envelope['platform']} {envelope['event']} {envelope['delivery_id']}",
-            timeout=self._job_timeout,
-            result_ttl=RESULT_TTL,
-            failure_ttl=FAILURE_TTL,
-            serializer=JSONSerializer,
-            status=JobStatus.QUEUED,
-        )
-        job.enqueued_at = rq_now()
-        fields: list[Any] = []
-        for name, value in job.to_dict().items():
-            fields += (name, value)
-        return fields
 
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         # call_soon lets every request already runnable in this loop iteration join the batch.
@@ -129,10 +148,10 @@ class Enqueuer:
 
     async def _flush(self, batch: Sequence[_Pending]) -> None:
         keys: list[str] = [self.queue_key, Queue.redis_queues_keys]
-        args: list[Any] = [self._dedupe_ttl, "1"]
+        args: list[Any] = [self._dedupe_ttl, "1", utcformat(rq_now()), len(self._template), *self._template]
         for item in batch:
             keys += (claim_key(item.job_id), Job.redis_job_namespace_prefix + item.job_id)
-            args += (item.job_id, len(item.fields), *item.fields)
+            args += (item.job_id, item.data, item.description)
         try:
             results = await self._script(keys=keys, args=args)
         except (TimeoutError, redis.RedisError, OSError) as exc:
@@ -158,4 +177,3 @@ class Enqueuer:
         if self._flushes:
             await asyncio.gather(*self._flushes, return_exceptions=True)
         await self._redis.aclose()
-        self._job_connection.close()

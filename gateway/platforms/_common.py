@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
+
+import orjson
 
 from gateway.errors import MalformedPayload, StaleTimestamp
 
@@ -42,8 +43,8 @@ def check_timestamp(timestamp: int, now: float, *, hint: str) -> None:
 def parse_json_object(body: bytes | str, *, what: str = "body") -> dict[str, Any]:
     """Parse a JSON object or raise ``MalformedPayload`` saying what was wrong."""
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise MalformedPayload(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise MalformedPayload(f"{what} is JSON but not an object")
