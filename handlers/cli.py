@@ -1,0 +1,229 @@
+"""Worker-side commands, reached from ``gateway`` by dotted path (and ``python -m handlers``).
+
+- ``gateway worker [--concurrency N] [--burst] ...``  -> ``worker_main``
+- ``gateway failed list|show ID|retry ID...|--all``     -> ``failed_main``
+- ``gateway runs show ID|cancel ID``                    -> ``runs_main``
+
+Exit codes: 0 ok, 1 runtime failure (Redis unreachable, unknown id), 2 usage or configuration
+error, printed as ``error: <VARIABLE>: <problem>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import redis
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
+
+from gateway import logs
+from gateway.config import Settings
+from gateway.errors import ConfigError
+from handlers import runs
+from handlers.agent import load_agent
+from handlers.errors import AgentLoadError
+from handlers.retry import RetryPolicy
+from handlers.runtime.commands import cancel_run
+from handlers.runtime.worker import Worker, WorkerOptions
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class _Usage(Exception):
+    """A usage or configuration problem; the message is printed after ``error:``."""
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m handlers worker|failed|runs ...``."""
+    commands = {"worker": worker_main, "failed": failed_main, "runs": runs_main}
+    if not argv or argv[0] not in commands:
+        print("usage: python -m handlers {worker,failed,runs} ...", file=sys.stderr)
+        return EXIT_USAGE
+    return commands[argv[0]](list(argv[1:]))
+
+
+def worker_main(argv: list[str]) -> int:
+    """``gateway worker``: check settings and the agent, then run jobs until stopped."""
+    try:
+        args = _parse(_worker_parser(), argv)
+        settings = Settings.from_environ()
+        options = _worker_options(args, settings)
+        agent = load_agent(settings.agent)
+    except ConfigError as exc:
+        return _error(str(exc), EXIT_USAGE)
+    except AgentLoadError as exc:
+        return _error(f"GATEWAY_AGENT: {exc}", EXIT_USAGE)
+    except _Usage as exc:
+        return _error(str(exc), EXIT_USAGE)
+    logs.configure(settings.log_level)
+    if (problem := _redis_problem(settings.redis_url)) is not None:
+        return _error(problem, EXIT_FAILURE)
+    return Worker(settings.redis_url, agent, options).run()
+
+
+def failed_main(argv: list[str]) -> int:
+    """``gateway failed list|show ID|retry ID...|--all``: RQ's failed registry of the queue."""
+    parser = argparse.ArgumentParser(prog="gateway failed", description="Inspect and retry failed runs.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    listing = sub.add_parser("list", help="failed jobs, newest first")
+    listing.add_argument("--limit", type=int, default=50)
+    sub.add_parser("show", help="one failed job with its full reason").add_argument("job_id")
+    retry = sub.add_parser("retry", help="requeue failed jobs")
+    retry.add_argument("job_ids", nargs="*")
+    retry.add_argument("--all", action="store_true", help="requeue every failed job")
+    try:
+        args = _parse(parser, argv)
+        settings = Settings.from_environ()
+    except (ConfigError, _Usage) as exc:
+        return _error(str(exc), EXIT_USAGE)
+    connection = redis.Redis.from_url(settings.redis_url)
+    registry = FailedJobRegistry(settings.queue_name, connection=connection, serializer=JSONSerializer)
+    try:
+        if args.action == "list":
+            return _failed_list(registry, args.limit)
+        if args.action == "show":
+            return _failed_show(connection, registry, args.job_id)
+        return _failed_retry(registry, args.job_ids, every=args.all)
+    except redis.RedisError as exc:
+        return _error(f"REDIS_URL: {type(exc).__name__}: {exc}", EXIT_FAILURE)
+
+
+def runs_main(argv: list[str]) -> int:
+    """``gateway runs show ID`` (the run record, JSON) and ``gateway runs cancel ID``."""
+    parser = argparse.ArgumentParser(prog="gateway runs", description="Show or cancel a run by job id.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("show", help="the run record as JSON").add_argument("job_id")
+    sub.add_parser("cancel", help="cancel the run; it is not retried").add_argument("job_id")
+    try:
+        args = _parse(parser, argv)
+        settings = Settings.from_environ()
+    except (ConfigError, _Usage) as exc:
+        return _error(str(exc), EXIT_USAGE)
+    connection = redis.Redis.from_url(settings.redis_url)
+    try:
+        if args.action == "show":
+            record = runs.get_run(connection, args.job_id)
+            if record is None:
+                return _error(f"no run {args.job_id}", EXIT_FAILURE)
+            print(json.dumps(record, indent=2, ensure_ascii=False))
+            return EXIT_OK
+        print(f"{args.job_id}: {cancel_run(connection, args.job_id)}")
+        return EXIT_OK
+    except LookupError:
+        return _error(f"no run {args.job_id}", EXIT_FAILURE)
+    except redis.RedisError as exc:
+        return _error(f"REDIS_URL: {type(exc).__name__}: {exc}", EXIT_FAILURE)
+
+
+def _worker_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway worker", description="Run queued events, many at once.")
+    add = parser.add_argument
+    add("--concurrency", type=int, help="runs at once in this process (default GATEWAY_CONCURRENCY)")
+    add("--burst", action="store_true", help="exit once the queue is empty and nothing runs")
+    add("--queue", action="append", dest="queues", help="queue to take jobs from (default GATEWAY_QUEUE)")
+    add("--deadline", type=float, help="seconds a run may take (default GATEWAY_RUN_DEADLINE)")
+    add("--grace", type=float, default=30.0, help="seconds running jobs get to finish on SIGTERM (30)")
+    add("--name", help="worker name shown by rq info (default host.pid.random)")
+    add("--heartbeat-interval", type=float, default=5.0, help="seconds between heartbeats (5)")
+    add("--lease-ttl", type=float, default=20.0, help="seconds without a heartbeat before reaping (20)")
+    add("--reap-interval", type=float, default=10.0, help="seconds between reaper passes (10)")
+    add("--max-retries", type=int, default=5, help="retries of a transient failure (5)")
+    add("--retry-base", type=float, default=2.0, help="first backoff ceiling in seconds (2)")
+    add("--retry-cap", type=float, default=300.0, help="largest backoff in seconds (300)")
+    return parser
+
+
+def _worker_options(args: argparse.Namespace, settings: Settings) -> WorkerOptions:
+    concurrency = args.concurrency if args.concurrency is not None else settings.concurrency
+    if concurrency < 1:
+        raise _Usage("--concurrency: must be at least 1")
+    if args.lease_ttl < 2 * args.heartbeat_interval:
+        raise _Usage("--lease-ttl: must be at least twice --heartbeat-interval")
+    deadline = args.deadline if args.deadline is not None else settings.run_deadline
+    if deadline <= 0 or args.grace < 0 or args.reap_interval <= 0 or args.heartbeat_interval <= 0:
+        raise _Usage(
+            "--deadline, --heartbeat-interval and --reap-interval must be positive, --grace not negative"
+        )
+    return WorkerOptions(
+        queues=tuple(args.queues or [settings.queue_name]),
+        concurrency=concurrency,
+        burst=args.burst,
+        deadline=deadline,
+        grace=args.grace,
+        name=args.name,
+        heartbeat_interval=args.heartbeat_interval,
+        lease_ttl=args.lease_ttl,
+        reap_interval=args.reap_interval,
+        retry=RetryPolicy(max_retries=args.max_retries, base=args.retry_base, cap=args.retry_cap),
+    )
+
+
+def _failed_list(registry: FailedJobRegistry, limit: int) -> int:
+    job_ids = registry.get_job_ids(0, max(0, limit - 1), desc=True)
+    jobs = Job.fetch_many(job_ids, connection=registry.connection, serializer=JSONSerializer)
+    for job_id, job in zip(job_ids, jobs, strict=True):
+        reason = _reason(job).strip().splitlines()[0] if job is not None and _reason(job).strip() else "?"
+        ended = job.ended_at.isoformat() if job is not None and job.ended_at else "-"
+        print(f"{job_id}\t{ended}\t{reason}")
+    print(f"{len(job_ids)} failed job(s) shown", file=sys.stderr)
+    return EXIT_OK
+
+
+def _failed_show(connection: redis.Redis, registry: FailedJobRegistry, job_id: str) -> int:
+    if job_id not in registry:
+        return _error(f"{job_id} is not in the failed registry of {registry.name}", EXIT_FAILURE)
+    job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    shown = {
+        "job_id": job_id,
+        "function": job.func_name,
+        "status": job.get_status().value,
+        "ended_at": job.ended_at.isoformat() if job.ended_at else None,
+        "reason": _reason(job),
+        "run": runs.get_run(connection, job_id),
+    }
+    print(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
+    return EXIT_OK
+
+
+def _failed_retry(registry: FailedJobRegistry, job_ids: list[str], *, every: bool) -> int:
+    if every == bool(job_ids):
+        return _error("retry: give job ids or --all (not both)", EXIT_USAGE)
+    targets = registry.get_job_ids() if every else job_ids
+    failures = 0
+    for job_id in targets:
+        try:
+            registry.requeue(job_id)
+            runs.write(registry.connection, job_id, status="queued", note="requeued from the failed registry")
+            print(f"{job_id}: requeued")
+        except (InvalidJobOperation, NoSuchJobError):
+            print(f"{job_id}: not in the failed registry", file=sys.stderr)
+            failures += 1
+    return EXIT_FAILURE if failures else EXIT_OK
+
+
+def _reason(job: Job) -> str:
+    result = job.latest_result()
+    return (result.exc_string or "") if result is not None else ""
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    # argparse exits with 2 on bad usage already; this only keeps the message format ours.
+    return parser.parse_args(argv)
+
+
+def _redis_problem(url: str) -> str | None:
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+    except (redis.RedisError, OSError) as exc:
+        return f"REDIS_URL: cannot reach Redis: {type(exc).__name__}"
+    return None
+
+
+def _error(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,88 @@
+"""The one retry policy: which failures are retried, after how long, and how many times.
+
+Transient failures (``TransientError``, network errors, timeouts, HTTP 429 and 5xx) are retried
+with exponential backoff and full jitter, capped; a ``Retry-After`` hint is honoured (never
+less than the hint, still capped). Everything else (auth, not found, bad request, agent bugs)
+is permanent and fails at once. Deadline and cancellation are never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+import httpx
+
+from handlers.errors import HandlerError, RunCancelled, RunTimedOut, TransientError
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do after a failed attempt: retry after ``delay`` seconds, or fail with ``reason``."""
+
+    retry: bool
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**(n-1)))."""
+
+    max_retries: int = 5
+    base: float = 2.0
+    cap: float = 300.0
+
+    def decide(
+        self, error: BaseException, *, retries_so_far: int, rng: random.Random | None = None
+    ) -> Decision:
+        """Decide for ``error`` after ``retries_so_far`` earlier retries of the same run."""
+        reason = describe(error)
+        if not is_transient(error):
+            return Decision(retry=False, delay=0.0, reason=reason)
+        if retries_so_far >= self.max_retries:
+            return Decision(False, 0.0, f"{reason} (gave up after {retries_so_far} retries)")
+        return Decision(retry=True, delay=self.backoff(retries_so_far + 1, error, rng=rng), reason=reason)
+
+    def backoff(
+        self, attempt: int, error: BaseException | None = None, *, rng: random.Random | None = None
+    ) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        ceiling = min(self.cap, self.base * 2 ** (attempt - 1))
+        delay = (rng or random).uniform(0, ceiling)
+        hint = retry_after(error) if error is not None else None
+        if hint is not None:
+            delay = max(delay, min(hint, self.cap))
+        return delay
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures another attempt may fix."""
+    if isinstance(error, (RunTimedOut, RunCancelled)):
+        return False
+    if isinstance(error, HandlerError):
+        return error.retryable
+    if isinstance(error, httpx.HTTPStatusError):
+        status = error.response.status_code
+        return status == 429 or status >= 500
+    return isinstance(error, (httpx.TransportError, ConnectionError, TimeoutError, asyncio.TimeoutError))
+
+
+def retry_after(error: BaseException | None) -> float | None:
+    """The platform's own wait hint: ``TransientError.retry_after`` or an HTTP ``Retry-After``."""
+    if isinstance(error, TransientError):
+        return error.retry_after
+    if isinstance(error, httpx.HTTPStatusError):
+        value = error.response.headers.get("retry-after", "")
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None  # an HTTP date: rare for APIs; fall back to our own backoff
+    return None
+
+
+def describe(error: BaseException) -> str:
+    """``"TransientError: upstream 503"``: the reason recorded in the run and the failed registry."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
