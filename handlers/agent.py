@@ -1,0 +1,182 @@
+"""The agent protocol: ``async def agent(event, run) -> Reply`` (or a plain ``def``).
+
+An agent gets the ``Event`` (what happened, pulled out of the envelope by the platform module)
+and the ``Run`` (the session history, ``progress``, the deadline, the cancellation signal, a
+logger bound to the run) and returns a ``Reply``. The runtime enforces the deadline and
+cancellation; a synchronous agent runs in a thread and should poll ``run.cancelled``.
+
+Agents are named by ``GATEWAY_AGENT``: a built-in name (``triage``; ``llm`` once it exists) or
+``package.module:callable``. ``load_agent`` checks the name at worker start.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from handlers.errors import AgentLoadError, RunCancelled
+
+BUILTIN_AGENTS: dict[str, str] = {
+    "triage": "handlers.agents.triage:agent",
+    "llm": "",  # reserved: the LLM agent lands in a later issue
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One delivery as the agent sees it; the platform module fills it from the envelope.
+
+    ``name``/``action`` are the envelope's ``event``/``action``; ``actor`` is who did it,
+    ``subject`` the object it happened to (``org/repo#12``, a Slack thread, a customer),
+    ``title`` and ``text`` the human words, when there are any.
+    """
+
+    platform: str
+    delivery_id: str
+    name: str
+    action: str | None
+    received_at: str
+    session_key: str
+    actor: str | None = None
+    subject: str | None = None
+    title: str | None = None
+    text: str | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    meta: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One entry of a session's history: what was asked (``user``) or answered (``assistant``)."""
+
+    role: Literal["user", "assistant"]
+    text: str
+    at: str
+    delivery_id: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What an agent returns: the text to post, plus optional structured data (JSON-safe)."""
+
+    text: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Run:
+    """The agent's view of its run. Thread-safe: a synchronous agent may use it from its thread.
+
+    ``progress(text)`` stores a progress message in the run record (a later issue forwards it
+    to the platform). ``cancelled`` turns true when the run is cancelled or its deadline passes;
+    async agents are also interrupted with ``asyncio.CancelledError``.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        delivery_id: str,
+        attempt: int,
+        history: tuple[Turn, ...],
+        deadline: float,
+        log: logging.LoggerAdapter[logging.Logger],
+        on_progress: Callable[[str], object],
+    ) -> None:
+        self.job_id = job_id
+        self.delivery_id = delivery_id
+        self.attempt = attempt
+        self.history = history
+        self.deadline = deadline
+        self.log = log
+        self._on_progress = on_progress
+        self._cancel = threading.Event()
+        self._messages: list[str] = []
+        self._lock = threading.Lock()
+
+    def progress(self, text: str) -> None:
+        """Record a progress message (kept in order, also passed on as partial output on timeout)."""
+        with self._lock:
+            self._messages.append(text)
+        self._on_progress(text)
+
+    @property
+    def messages(self) -> tuple[str, ...]:
+        """Progress messages so far, oldest first."""
+        with self._lock:
+            return tuple(self._messages)
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left before the deadline (never negative)."""
+        return max(0.0, self.deadline - time.time())
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the run is cancelled or timed out: stop as soon as you can."""
+        return self._cancel.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise ``RunCancelled`` if the run was cancelled; handy in synchronous loops."""
+        if self._cancel.is_set():
+            raise RunCancelled(self.job_id)
+
+    def cancel(self) -> None:
+        """Set the cancellation signal (the runtime calls this; agents only read it)."""
+        self._cancel.set()
+
+
+class Agent(Protocol):
+    """``agent(event, run) -> Reply``, as a coroutine function or a plain function."""
+
+    def __call__(self, event: Event, run: Run, /) -> Awaitable[Reply] | Reply:
+        """Handle one event and return the reply to post."""
+
+
+def load_agent(spec: str) -> Agent:
+    """Import and check the agent ``spec`` names; raise ``AgentLoadError`` saying why not."""
+    target = _resolve_builtin(spec)
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise AgentLoadError(spec, "must be triage, llm or package.module:callable")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AgentLoadError(spec, f"cannot import {module_name}: {exc}") from None
+    agent = getattr(module, attribute, None)
+    if agent is None:
+        raise AgentLoadError(spec, f"{module_name} has no attribute {attribute!r}")
+    _check_callable(spec, agent)
+    return agent  # type: ignore[no-any-return]
+
+
+def is_async_agent(agent: Agent) -> bool:
+    """True for coroutine functions (and objects whose ``__call__`` is one)."""
+    return inspect.iscoroutinefunction(agent) or inspect.iscoroutinefunction(type(agent).__call__)
+
+
+def _resolve_builtin(spec: str) -> str:
+    if spec not in BUILTIN_AGENTS:
+        return spec
+    target = BUILTIN_AGENTS[spec]
+    if not target:
+        raise AgentLoadError(
+            spec, "the llm agent is not available yet; use triage or package.module:callable"
+        )
+    return target
+
+
+def _check_callable(spec: str, agent: object) -> None:
+    if not callable(agent):
+        raise AgentLoadError(spec, f"{type(agent).__name__} object is not callable")
+    try:
+        inspect.signature(agent).bind(object(), object())
+    except TypeError:
+        raise AgentLoadError(spec, "must accept two positional arguments: (event, run)") from None
+    except ValueError:
+        return  # builtins without a signature: trust them

@@ -1,0 +1,1 @@
+"""Built-in agents, named in ``handlers.agent.BUILTIN_AGENTS`` (``triage``; ``llm`` later)."""

@@ -1,0 +1,94 @@
+"""GitHub: every webhook event, run through the agent.
+
+Session: one issue or pull request (repository id + number; issues and pull requests share
+numbers in a repository); events without one (push, check suites) use the repository.
+
+Delivery: for now the reply is logged and stored in the run record, not posted; commenting
+with PyGithub lands in the next issue through the ``deliver`` / ``on_progress`` / ``on_timeout`` hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.types import Envelope
+from handlers.agent import Event
+from handlers.platform import PlatformHooks, log_delivery, log_progress, log_timeout, run_event
+from handlers.session import build_key
+
+PLATFORM = "github"
+
+
+def session_key(envelope: Envelope) -> str:
+    """``github:<repository id>:<number>``, else ``github:<repository id>``."""
+    payload = envelope["payload"]
+    repo = _dict(payload.get("repository"))
+    repo_id = repo.get("id") or repo.get("full_name")
+    number = _number(payload)
+    if repo_id is not None and number is not None:
+        return build_key(PLATFORM, repo_id, number)
+    if repo_id is not None:
+        return build_key(PLATFORM, repo_id)
+    installation = _dict(payload.get("installation")).get("id") or envelope["delivery_id"]
+    return build_key(PLATFORM, "installation", installation)
+
+
+def to_event(envelope: Envelope) -> Event:
+    """Who, on what (``org/repo#12``), the title and the most relevant text of the event."""
+    payload = envelope["payload"]
+    item = _dict(payload.get("issue")) or _dict(payload.get("pull_request"))
+    full_name = _dict(payload.get("repository")).get("full_name")
+    number = _number(payload)
+    subject = f"{full_name}#{number}" if full_name and number is not None else full_name
+    text = (
+        _dict(payload.get("comment")).get("body")
+        or _dict(payload.get("review")).get("body")
+        or item.get("body")
+        or _dict(payload.get("head_commit")).get("message")
+    )
+    return Event(
+        platform=PLATFORM,
+        delivery_id=envelope["delivery_id"],
+        name=envelope["event"],
+        action=envelope["action"],
+        received_at=envelope["received_at"],
+        session_key=session_key(envelope),
+        actor=_dict(payload.get("sender")).get("login"),
+        subject=subject,
+        title=item.get("title"),
+        text=text,
+        payload=payload,
+        meta=envelope["meta"],
+    )
+
+
+def is_ignored(event: Event) -> bool:
+    """Events sent by bots (our own App's comments included) never start a run."""
+    return _dict(event.payload.get("sender")).get("type") == "Bot"
+
+
+def _number(payload: dict[str, Any]) -> int | None:
+    for holder in (payload.get("issue"), payload.get("pull_request")):
+        if isinstance(holder, dict) and isinstance(holder.get("number"), int):
+            return int(holder["number"])
+    number = payload.get("number")
+    return number if isinstance(number, int) else None
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+HOOKS = PlatformHooks(
+    name=PLATFORM,
+    to_event=to_event,
+    is_ignored=is_ignored,
+    deliver=log_delivery,
+    on_progress=log_progress,
+    on_timeout=log_timeout,
+)
+
+
+async def handle(envelope: Envelope) -> dict[str, Any]:
+    """The job function ``handlers.github.handle``: run the agent on one GitHub delivery."""
+    return await run_event(HOOKS, envelope)

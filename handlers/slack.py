@@ -1,0 +1,103 @@
+"""Slack: Events API events, slash commands and interactivity, run through the agent.
+
+Session: one Slack thread (team + channel + ``thread_ts``, or the message's own ``ts`` when it
+starts a thread). A slash command starts its own conversation; an interaction (a button on a
+message) belongs to that message's thread.
+
+Delivery: for now the reply is logged and stored in the run record, not posted; posting with
+slack-sdk lands in the next issue through the ``deliver`` / ``on_progress`` / ``on_timeout`` hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.types import Envelope
+from handlers.agent import Event
+from handlers.platform import PlatformHooks, log_delivery, log_progress, log_timeout, run_event
+from handlers.session import build_key
+
+PLATFORM = "slack"
+_IGNORED_SUBTYPES = frozenset({"bot_message", "message_changed", "message_deleted", "channel_join"})
+
+
+def session_key(envelope: Envelope) -> str:
+    """``slack:<team>:<channel>:<thread ts>`` (commands: ``...:command:<trigger id>``)."""
+    payload, meta = envelope["payload"], envelope["meta"]
+    team = meta.get("team_id") or payload.get("team_id") or "-"
+    kind = meta.get("kind")
+    if kind == "event":
+        event = _dict(payload.get("event"))
+        thread = event.get("thread_ts") or event.get("ts") or event.get("event_ts") or envelope["delivery_id"]
+        return build_key(PLATFORM, team, event.get("channel") or "-", thread)
+    if kind == "interactive":
+        channel, thread = _interaction_thread(payload)
+        if channel and thread:
+            return build_key(PLATFORM, team, channel, thread)
+        return build_key(PLATFORM, team, "interaction", envelope["delivery_id"])
+    return build_key(PLATFORM, team, payload.get("channel_id") or "-", "command", envelope["delivery_id"])
+
+
+def to_event(envelope: Envelope) -> Event:
+    """The fields the agent uses, from any of Slack's three body shapes."""
+    payload, kind = envelope["payload"], envelope["meta"].get("kind")
+    if kind == "event":
+        inner = _dict(payload.get("event"))
+        actor, text, channel = inner.get("user"), inner.get("text"), inner.get("channel")
+    elif kind == "interactive":
+        actor, channel = _dict(payload.get("user")).get("id"), _interaction_thread(payload)[0]
+        actions = payload.get("actions") or [{}]
+        text = _dict(actions[0]).get("value") if isinstance(actions, list) else None
+    else:
+        actor, text, channel = payload.get("user_id"), payload.get("text"), payload.get("channel_id")
+    return Event(
+        platform=PLATFORM,
+        delivery_id=envelope["delivery_id"],
+        name=envelope["event"],
+        action=envelope["action"],
+        received_at=envelope["received_at"],
+        session_key=session_key(envelope),
+        actor=f"<@{actor}>" if actor else None,
+        subject=f"channel {channel}" if channel else None,
+        title=envelope["action"] if kind == "command" else None,
+        text=text,
+        payload=payload,
+        meta=envelope["meta"],
+    )
+
+
+def is_ignored(event: Event) -> bool:
+    """Bot messages (including our own), edits and deletions never start a run."""
+    if event.meta.get("kind") != "event":
+        return False
+    inner = _dict(event.payload.get("event"))
+    if inner.get("bot_id") or inner.get("subtype") in _IGNORED_SUBTYPES:
+        return True
+    bots = {a.get("user_id") for a in event.payload.get("authorizations") or [] if _dict(a).get("is_bot")}
+    return inner.get("type") == "message" and inner.get("user") in bots
+
+
+def _interaction_thread(payload: dict[str, Any]) -> tuple[str | None, str | None]:
+    container, message = _dict(payload.get("container")), _dict(payload.get("message"))
+    channel = container.get("channel_id") or _dict(payload.get("channel")).get("id")
+    thread = message.get("thread_ts") or container.get("thread_ts") or container.get("message_ts")
+    return channel, thread or message.get("ts")
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+HOOKS = PlatformHooks(
+    name=PLATFORM,
+    to_event=to_event,
+    is_ignored=is_ignored,
+    deliver=log_delivery,
+    on_progress=log_progress,
+    on_timeout=log_timeout,
+)
+
+
+async def handle(envelope: Envelope) -> dict[str, Any]:
+    """The job function ``handlers.slack.handle``: run the agent on one Slack delivery."""
+    return await run_event(HOOKS, envelope)
