@@ -1,0 +1,112 @@
+"""Agents for the worker tests, chosen with ``GATEWAY_AGENT=tests.agents:<name>``.
+
+``scripted`` reads what to do from the event payload's ``test`` object, so one worker process
+can run differently behaving events:
+
+    {"sleep": 2.0,            # seconds to sleep (cancellable, async)
+     "transient": 2,          # raise TransientError on attempts 1..N, then succeed
+     "permanent": "why",      # raise PermanentError(why)
+     "bug": true,             # raise ValueError (an agent bug: permanent)
+     "progress": ["a", "b"],  # progress messages sent first
+     "poll_cancel": 5.0}      # loop up to N s on run.cancelled, recording when it was seen
+
+Every run appends JSON lines to the Redis list ``test:log`` (start, end, cancel-seen) with the
+delivery id, attempt, pid and time, so tests can see overlaps, reruns and ordering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+import redis
+
+from gateway.config import Settings
+from handlers.agent import Event, Reply, Run
+from handlers.errors import PermanentError, TransientError
+
+LOG_KEY = "test:log"
+_client: redis.Redis | None = None
+
+
+def _redis() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(Settings.from_environ().redis_url)
+    return _client
+
+
+def record(phase: str, event: Event, run: Run, **extra: Any) -> None:
+    """Append one line to ``test:log``."""
+    line = {
+        "phase": phase,
+        "delivery_id": event.delivery_id,
+        "session": event.session_key,
+        "attempt": run.attempt,
+        "pid": os.getpid(),
+        "time": time.time(),
+        **extra,
+    }
+    _redis().rpush(LOG_KEY, json.dumps(line))
+
+
+async def scripted(event: Event, run: Run) -> Reply:
+    """Behave as the payload's ``test`` object says (see the module docstring)."""
+    script: dict[str, Any] = dict(event.payload.get("test") or {})
+    record("start", event, run, history=[turn.text for turn in run.history])
+    for text in script.get("progress", []):
+        run.progress(text)
+    if script.get("poll_cancel"):
+        await _poll_cancel(event, run, float(script["poll_cancel"]))
+    if script.get("sleep"):
+        await asyncio.sleep(float(script["sleep"]))
+    _maybe_fail(script, run)
+    record("end", event, run)
+    return Reply(text=f"done {event.delivery_id} after {len(run.history)} turns")
+
+
+def blocking(event: Event, run: Run) -> Reply:
+    """A synchronous agent: sleeps in its thread, polling ``run.cancelled``."""
+    script: dict[str, Any] = dict(event.payload.get("test") or {})
+    record("start", event, run)
+    until = time.monotonic() + float(script.get("sleep", 0))
+    while time.monotonic() < until:
+        if run.cancelled:
+            record("cancel-seen", event, run)
+            return Reply(text="stopped")
+        time.sleep(0.05)
+    record("end", event, run)
+    return Reply(text=f"sync done {event.delivery_id}")
+
+
+async def _poll_cancel(event: Event, run: Run, limit: float) -> None:
+    until = time.monotonic() + limit
+    try:
+        while time.monotonic() < until and not run.cancelled:  # noqa: ASYNC110 - polling is the point
+            await asyncio.sleep(0.05)
+    except asyncio.CancelledError:
+        record("cancel-seen", event, run, cancelled_flag=run.cancelled)
+        raise
+    if run.cancelled:
+        record("cancel-seen", event, run, cancelled_flag=True)
+
+
+def _maybe_fail(script: dict[str, Any], run: Run) -> None:
+    if run.attempt <= int(script.get("transient", 0)):
+        raise TransientError(f"upstream 503 on attempt {run.attempt}")
+    if script.get("permanent"):
+        raise PermanentError(str(script["permanent"]))
+    if script.get("bug"):
+        raise ValueError("agent bug: unexpected None")
+
+
+not_callable = 42
+"""Not an agent: ``load_agent`` must refuse it."""
+
+
+def wrong_arity(event: Event) -> Reply:
+    """Not an agent: takes one argument."""
+    return Reply(text="")

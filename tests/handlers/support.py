@@ -1,0 +1,134 @@
+"""Helpers for worker tests: envelopes, enqueueing like the ingress, worker subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from tests.agents import LOG_KEY
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUE = "gateway"
+FAST = ["--heartbeat-interval", "0.3", "--lease-ttl", "1.5", "--reap-interval", "0.5"]
+
+
+def slack_envelope(
+    delivery_id: str,
+    *,
+    thread: str = "1.1",
+    channel: str = "C1",
+    text: str = "hi",
+    test: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A Slack ``app_mention`` envelope in thread ``thread``; ``test`` scripts tests.agents:scripted."""
+    event = {
+        "type": "app_mention",
+        "user": "U1",
+        "text": text,
+        "channel": channel,
+        "ts": f"{thread}.9",
+        "thread_ts": thread,
+    }
+    return {
+        "platform": "slack",
+        "delivery_id": delivery_id,
+        "event": "app_mention",
+        "action": None,
+        "received_at": "2026-11-22T11:00:00+00:00",
+        "payload": {"team_id": "T1", "event": event, "test": test or {}},
+        "meta": {"kind": "event", "team_id": "T1", "retry_num": None, "retry_reason": None},
+    }
+
+
+def enqueue(connection: redis.Redis, envelope: dict[str, Any], *, deadline: float = 600) -> str:
+    """Enqueue exactly as the ingress does (job id, TTLs, JSONSerializer)."""
+    job_id = f"{envelope['platform']}-{envelope['delivery_id']}"
+    Queue(QUEUE, connection=connection, serializer=JSONSerializer).enqueue_call(
+        f"handlers.{envelope['platform']}.handle",
+        args=(envelope,),
+        job_id=job_id,
+        timeout=int(deadline) + 60,
+        result_ttl=86400,
+        failure_ttl=604800,
+    )
+    return job_id
+
+
+def job_status(connection: redis.Redis, job_id: str) -> str:
+    """RQ's status of ``job_id``."""
+    return Job.fetch(job_id, connection=connection, serializer=JSONSerializer).get_status().value
+
+
+def agent_log(connection: redis.Redis) -> list[dict[str, Any]]:
+    """The lines tests.agents wrote, oldest first."""
+    return [json.loads(line) for line in connection.lrange(LOG_KEY, 0, -1)]
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0, every: float = 0.05) -> Any:
+    """Poll ``predicate`` until truthy (returned) or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+class WorkerProcess:
+    """``python -m handlers worker ...`` as a subprocess, killed for sure at the end."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *args: str,
+        agent: str = "tests.agents:scripted",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        environ = dict(os.environ, REDIS_URL=redis_url, GATEWAY_AGENT=agent, PYTHONPATH=str(ROOT))
+        environ.update(env or {})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "handlers", "worker", *args],
+            cwd=ROOT,
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the worker."""
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for exit; returns the exit code."""
+        return self.process.wait(timeout=timeout)
+
+    def output(self) -> str:
+        """Everything the worker logged (after it exited)."""
+        _, err = self.process.communicate(timeout=5)
+        return err
+
+    def close(self) -> None:
+        """Kill the worker if it still runs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.communicate(timeout=10)
+
+    def __enter__(self) -> WorkerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
