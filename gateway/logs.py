@@ -35,6 +35,13 @@ class JSONFormatter(logging.Formatter):
 
 def configure(level: str = "INFO") -> None:
     """Send every log record to stderr as JSON lines, at ``level`` and above."""
+    # The JSON lines use none of what logging gathers for every record by default (the
+    # caller's file and line, thread, process): skip it, as the logging docs' "Optimization"
+    # section describes. It was a fifth of the ack path's cost.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter())
     root = logging.getLogger()

@@ -15,7 +15,7 @@ from tests.support.signing import stripe_headers
 
 SECRET = "whsec_test_secret"
 NOW = 1_700_000_000
-PAYLOADS = Path(__file__).resolve().parents[4] / "shared" / "platform-payloads" / "stripe"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "stripe"
 
 
 def _headers(body: bytes, *, timestamp: int = NOW, secret: str = SECRET) -> dict[str, str]:
@@ -59,8 +59,8 @@ def test_secret_rotation_accepts_either_secret() -> None:
     stripe_platform.verify(b"{}", _headers(b"{}", secret="whsec_new"), secrets=(SECRET, "whsec_new"), now=NOW)
 
 
-def test_snapshot_event_from_stripes_published_examples() -> None:
-    body = (PAYLOADS / "invoice.payment_failed.json").read_bytes()
+def test_snapshot_event_recorded_from_stripes_published_examples() -> None:
+    body = (FIXTURES / "invoice.payment_failed.body").read_bytes()
     result = stripe_platform.parse(body, {})
     assert isinstance(result, Delivery)
     assert result.event == "invoice.payment_failed" and result.delivery_id == json.loads(body)["id"]
@@ -68,7 +68,7 @@ def test_snapshot_event_from_stripes_published_examples() -> None:
 
 
 def test_thin_event_is_marked_thin() -> None:
-    body = (PAYLOADS / "v1.billing.meter.error_report_triggered.json").read_bytes()
+    body = (FIXTURES / "v1.billing.meter.error_report_triggered.body").read_bytes()
     result = stripe_platform.parse(body, {})
     assert isinstance(result, Delivery)
     assert result.meta["kind"] == "thin" and result.event == "v1.billing.meter.error_report_triggered"
