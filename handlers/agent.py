@@ -34,7 +34,9 @@ class Event:
 
     ``name``/``action`` are the envelope's ``event``/``action``; ``actor`` is who did it,
     ``subject`` the object it happened to (``org/repo#12``, a Slack thread, a customer),
-    ``title`` and ``text`` the human words, when there are any.
+    ``title`` and ``text`` the human words, when there are any. ``facts`` is what the platform
+    module fetched through the platform's API before the run (current object state, PR files,
+    queue figures), JSON-safe, so an agent stays a pure function of the event and its history.
     """
 
     platform: str
@@ -49,6 +51,7 @@ class Event:
     text: str | None = None
     payload: Mapping[str, Any] = field(default_factory=dict, repr=False)
     meta: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    facts: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

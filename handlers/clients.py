@@ -21,6 +21,7 @@ import requests
 import stripe
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.webhook import WebhookClient
 
 from gateway.config import Settings
 from handlers.errors import HandlerError, PermanentError, TransientError
@@ -31,6 +32,8 @@ T = TypeVar("T")
 SDK_TIMEOUT_SECONDS = 15
 # In-place retries of one API call: short, because the job as a whole is retried after this.
 CALL_POLICY = RetryPolicy(max_retries=3, base=0.5, cap=30.0)
+# Best-effort calls (progress edits): one try; the caller drops or reschedules.
+NO_RETRY = RetryPolicy(max_retries=0)
 
 # Slack answers HTTP 200 with ok:false; these error codes are worth another try.
 _SLACK_TRANSIENT = frozenset(
@@ -42,9 +45,27 @@ def slack_client(settings: Settings) -> WebClient:
     """A Slack Web API client for the bot token; raises ``PermanentError`` when there is none."""
     if not settings.slack.bot_token:
         raise PermanentError("SLACK_BOT_TOKEN is not set: the worker cannot reply in Slack")
+    # slack-sdk's default handler re-sends after a connection error, which can post twice.
     return WebClient(
-        token=settings.slack.bot_token, base_url=settings.slack.api_url, timeout=SDK_TIMEOUT_SECONDS
+        token=settings.slack.bot_token,
+        base_url=settings.slack.api_url,
+        timeout=SDK_TIMEOUT_SECONDS,
+        retry_handlers=[],
     )
+
+
+def respond(url: str, body: dict[str, Any]) -> None:
+    """POST ``body`` to a Slack ``response_url`` (blocking; use through ``call``).
+
+    Slack answers a response URL with a plain status, not ``ok``/``error`` JSON, so the status is
+    turned into our errors here like every other SDK outcome.
+    """
+    response = WebhookClient(url, timeout=SDK_TIMEOUT_SECONDS, retry_handlers=[]).send_dict(body)
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise TransientError(f"Slack response_url {status}", retry_after=_seconds(response.headers))
+    if status >= 400:
+        raise PermanentError(f"Slack refused the response_url post: {status} {response.body[:100]}")
 
 
 def github_client(settings: Settings, token: str) -> github.Github:
@@ -84,13 +105,17 @@ async def call(
     *args: Any,
     policy: RetryPolicy = CALL_POLICY,
     deadline: float | None = None,
+    idempotent: bool = True,
     **kwargs: Any,
 ) -> T:
     """Run one blocking SDK call in a thread, translating and retrying its errors.
 
     Transient failures (429 honouring Retry-After, 5xx, network) are retried under ``policy``
     while the wait still ends before ``deadline`` (a Unix time); the last error is raised as a
-    ``TransientError`` or ``PermanentError``.
+    ``TransientError`` or ``PermanentError``. With ``idempotent=False`` (a post that would
+    duplicate) only failures that prove nothing was written (rate limits, refused connections)
+    are retried in place; after a 5xx or a timeout the write may have happened, so the error is
+    raised and the job's rerun looks for its marker first.
     """
     retries = 0
     while True:
@@ -99,7 +124,9 @@ async def call(
         except Exception as exc:  # noqa: BLE001 - every SDK error is translated below
             error = translate(exc)
             decision = policy.decide(error, retries_so_far=retries)
-            if not decision.retry or (deadline is not None and time.time() + decision.delay > deadline):
+            unsafe = not idempotent and not is_unapplied(exc)
+            late = deadline is not None and time.time() + decision.delay > deadline
+            if not decision.retry or unsafe or late:
                 raise error from exc
             retries += 1
             await asyncio.sleep(decision.delay)
@@ -122,6 +149,20 @@ def translate(exc: BaseException) -> HandlerError:
     ):
         return TransientError(f"network error: {type(exc).__name__}")
     return PermanentError(f"{type(exc).__name__}: {exc}")
+
+
+def is_unapplied(exc: BaseException) -> bool:
+    """True when the failed call surely changed nothing: rate-limited or never connected."""
+    if isinstance(exc, SlackApiError):
+        return exc.response.status_code == 429 or exc.response.get("error") in ("ratelimited", "rate_limited")
+    if isinstance(exc, github.GithubException):
+        return exc.status == 429
+    if isinstance(exc, stripe.RateLimitError):
+        return True
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    reason = getattr(exc, "reason", None)  # urllib wraps the socket error
+    return isinstance(reason, ConnectionRefusedError)
 
 
 def _from_slack(exc: SlackApiError) -> HandlerError:

@@ -3,8 +3,8 @@
 Session: one issue or pull request (repository id + number; issues and pull requests share
 numbers in a repository); events without one (push, check suites) use the repository.
 
-Delivery: for now the reply is logged and stored in the run record, not posted; commenting
-with PyGithub lands in the next issue through the ``deliver`` / ``on_progress`` / ``on_timeout`` hooks.
+Facts and replies: ``handlers.github_reply`` (pull request files and issue labels before the
+run; a comment, a review-thread reply and a check run after it, each posted once).
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.types import Envelope
+from handlers import github_reply
 from handlers.agent import Event
-from handlers.platform import PlatformHooks, log_delivery, log_progress, log_timeout, run_event
+from handlers.platform import PlatformHooks, log_progress, log_timeout, run_event
+from handlers.replies import is_ours
 from handlers.session import build_key
 
 PLATFORM = "github"
@@ -63,8 +65,12 @@ def to_event(envelope: Envelope) -> Event:
 
 
 def is_ignored(event: Event) -> bool:
-    """Events sent by bots (our own App's comments included) never start a run."""
-    return _dict(event.payload.get("sender")).get("type") == "Bot"
+    """Events sent by bots (our own App's comments included) never start a run, nor do comments
+    carrying our delivery marker (with a personal token our comments come from a ``User``)."""
+    sender = _dict(event.payload.get("sender"))
+    if sender.get("type") == "Bot" or str(sender.get("login", "")).endswith("[bot]"):
+        return True
+    return is_ours(_dict(event.payload.get("comment")).get("body"))
 
 
 def _number(payload: dict[str, Any]) -> int | None:
@@ -83,9 +89,10 @@ HOOKS = PlatformHooks(
     name=PLATFORM,
     to_event=to_event,
     is_ignored=is_ignored,
-    deliver=log_delivery,
+    deliver=github_reply.deliver,
     on_progress=log_progress,
     on_timeout=log_timeout,
+    enrich=github_reply.enrich,
 )
 
 

@@ -63,3 +63,9 @@ def session_lock(session_id: str) -> str:
 def session_wait(session_id: str) -> str:
     """Sorted set of parked job ids of the session, scored by arrival (job creation time)."""
     return f"{PREFIX}:session:{session_id}:wait"
+
+
+def reply(job_id: str) -> str:
+    """Hash: what was posted for one delivery (message ts, comment id, ``answered``), kept for at
+    least the dedupe window so a rerun edits or skips instead of posting again."""
+    return f"{PREFIX}:reply:{job_id}"

@@ -4,18 +4,26 @@ Session: one Slack thread (team + channel + ``thread_ts``, or the message's own 
 starts a thread). A slash command starts its own conversation; an interaction (a button on a
 message) belongs to that message's thread.
 
-Delivery: for now the reply is logged and stored in the run record, not posted; posting with
-slack-sdk lands in the next issue through the ``deliver`` / ``on_progress`` / ``on_timeout`` hooks.
+Delivery (``handlers.slack_reply``): a threaded answer that starts as a "working on it"
+placeholder, shows throttled progress and is replaced by the answer, posted exactly once.
+Enrichment: ``status`` asks for the queue's figures, read from Redis/RQ before the agent runs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Any
 
+from rq import Queue, Worker
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
 from gateway.types import Envelope
-from handlers.agent import Event
-from handlers.platform import PlatformHooks, log_delivery, log_progress, log_timeout, run_event
+from handlers import services, slack_reply
+from handlers.agent import Event, Run
+from handlers.platform import PlatformHooks, run_event
 from handlers.session import build_key
+from handlers.slack_format import command_of
 
 PLATFORM = "slack"
 _IGNORED_SUBTYPES = frozenset({"bot_message", "message_changed", "message_deleted", "channel_join"})
@@ -77,6 +85,28 @@ def is_ignored(event: Event) -> bool:
     return inner.get("type") == "message" and inner.get("user") in bots
 
 
+async def enrich(event: Event, run: Run) -> Event:
+    """Add ``facts["status"]`` (queue figures) when the user asks for ``status``."""
+    if command_of(event.text)[0] != "status":
+        return event
+    status = await asyncio.to_thread(queue_status)
+    return dataclasses.replace(event, facts={**event.facts, "status": status})
+
+
+def queue_status() -> dict[str, int]:
+    """Jobs queued, running, waiting for a retry and failed, and the live workers (blocking)."""
+    shared = services.current()
+    connection, name = shared.redis, shared.settings.queue_name
+    queue = Queue(name, connection=connection)
+    return {
+        "queued": queue.count,
+        "running": StartedJobRegistry(name, connection=connection).count,
+        "retrying": ScheduledJobRegistry(name, connection=connection).count,  # type: ignore[no-untyped-call]
+        "failed": FailedJobRegistry(name, connection=connection).count,
+        "workers": Worker.count(connection=connection, queue=queue),
+    }
+
+
 def _interaction_thread(payload: dict[str, Any]) -> tuple[str | None, str | None]:
     container, message = _dict(payload.get("container")), _dict(payload.get("message"))
     channel = container.get("channel_id") or _dict(payload.get("channel")).get("id")
@@ -92,9 +122,12 @@ HOOKS = PlatformHooks(
     name=PLATFORM,
     to_event=to_event,
     is_ignored=is_ignored,
-    deliver=log_delivery,
-    on_progress=log_progress,
-    on_timeout=log_timeout,
+    deliver=slack_reply.deliver,
+    on_progress=slack_reply.on_progress,
+    on_timeout=slack_reply.on_timeout,
+    begin=slack_reply.begin,
+    enrich=enrich,
+    progress_interval=slack_reply.PROGRESS_INTERVAL,
 )
 
 

@@ -3,8 +3,8 @@
 Session: one customer of one account (``account`` is the Connect account, or ``platform``);
 events without a customer use the object they are about.
 
-Delivery: for now the reply is logged and stored in the run record, not posted; announcing
-(and Stripe metadata writes) land in the next issue through the ``deliver`` hook.
+Facts and results: ``handlers.stripe_reply`` (the object's current state before the run; the
+summary written back as metadata, and announced in ``STRIPE_SLACK_CHANNEL``, after it).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.types import Envelope
+from handlers import stripe_reply
 from handlers.agent import Event
-from handlers.platform import PlatformHooks, log_delivery, log_progress, log_timeout, run_event
+from handlers.platform import PlatformHooks, log_progress, log_timeout, run_event
 from handlers.session import build_key
 
 PLATFORM = "stripe"
@@ -53,8 +54,17 @@ def to_event(envelope: Envelope) -> Event:
 
 
 def is_ignored(event: Event) -> bool:
-    """Stripe sends nothing we cause ourselves yet; every event runs."""
-    return False
+    """Updates that only changed our own metadata (``gateway_*``): answering them would loop."""
+    if not event.name.endswith(".updated"):
+        return False
+    data = event.payload.get("data")
+    previous = data.get("previous_attributes") if isinstance(data, dict) else None
+    if not isinstance(previous, dict) or set(previous) != {"metadata"}:
+        return False
+    before = previous["metadata"] if isinstance(previous["metadata"], dict) else {}
+    after = _object(dict(event.payload)).get("metadata") or {}
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    return bool(changed) and all(key.startswith("gateway_") for key in changed)
 
 
 def _object(payload: dict[str, Any]) -> dict[str, Any]:
@@ -100,9 +110,10 @@ HOOKS = PlatformHooks(
     name=PLATFORM,
     to_event=to_event,
     is_ignored=is_ignored,
-    deliver=log_delivery,
+    deliver=stripe_reply.deliver,
     on_progress=log_progress,
     on_timeout=log_timeout,
+    enrich=stripe_reply.enrich,
 )
 
 

@@ -1,0 +1,1 @@
+"""End to end: signed deliveries through the real app, Redis, worker processes and fake platform APIs."""

@@ -1,0 +1,114 @@
+"""Slack end to end: signed delivery → app → Redis → worker process → slack-sdk → fake Slack, once."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from tests.e2e.holding import HoldingSlackFake
+from tests.e2e.support import Ingress, ingress, recording
+from tests.handlers.support import FAST, WorkerProcess, job_status, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+CHANNEL, THREAD = "C0001", "1795345212.000100"
+JOB = "slack-Ev0001AM0001"
+RETRY_FAST = ["--retry-base", "0.2", "--retry-cap", "1"]
+
+
+@pytest.fixture
+def slack() -> Iterator[HoldingSlackFake]:
+    with HoldingSlackFake() as fake:
+        # The mention being answered, so conversations.replies can find its thread.
+        fake.seed_message(CHANNEL, "<@U0002> why is the nightly build failing?", ts=THREAD, user="U0001")
+        yield fake
+
+
+@pytest.fixture
+def gateway(redis_url: str) -> Iterator[Ingress]:
+    with ingress(redis_url) as app:
+        yield app
+
+
+def _worker(redis_url: str, slack: HoldingSlackFake, *args: str) -> WorkerProcess:
+    env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.base_url}
+    return WorkerProcess(redis_url, *FAST, *RETRY_FAST, *args, agent="triage", env=env)
+
+
+def _answers(slack: HoldingSlackFake) -> list[dict[str, Any]]:
+    return [m for m in slack.thread(CHANNEL, THREAD) if m.get("bot_id")]
+
+
+def _deliver_mention(gateway: Ingress, times: int = 1) -> None:
+    rec = recording("slack", "app_mention")
+    assert [gateway.post_recording(rec) for _ in range(times)] == [200] * times
+
+
+def _finished(connection: redis.Redis) -> bool:
+    return job_status(connection, JOB) == "finished"
+
+
+def test_a_mention_sent_five_times_is_answered_once(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    _deliver_mention(gateway, times=5)
+    with _worker(redis_url, slack, "--burst") as worker:
+        assert worker.wait(timeout=60) == 0
+    assert _finished(redis_client)
+    (answer,) = _answers(slack)
+    assert "I understood: Slack app_mention by <@U0001>" in answer["text"]
+    assert len(slack.calls("POST", "/chat.postMessage")) == 1
+
+
+def test_worker_killed_between_the_post_and_the_marker(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    """The placeholder landed but its ts was never stored: the rerun finds it by its metadata."""
+    slack.hold("POST", "/chat.postMessage", seconds=10)
+    _deliver_mention(gateway)
+    with _worker(redis_url, slack) as doomed:
+        assert slack.held.wait(20)
+        doomed.signal(signal.SIGKILL)
+        doomed.wait()
+    with _worker(redis_url, slack):
+        wait_until(lambda: _finished(redis_client), timeout=30)
+    (answer,) = _answers(slack)
+    assert "I understood" in answer["text"]
+    assert len(slack.calls("POST", "/chat.postMessage")) == 1
+    assert slack.calls("GET", "/conversations.replies") or slack.calls("POST", "/conversations.replies")
+
+
+def test_worker_killed_after_the_answer_was_posted(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    """Slack applied the final edit; the worker died before recording it: still one answer."""
+    slack.hold("POST", "/chat.update", contains="I understood", seconds=10)
+    _deliver_mention(gateway)
+    with _worker(redis_url, slack) as doomed:
+        assert slack.held.wait(20)
+        doomed.signal(signal.SIGKILL)
+        doomed.wait()
+    with _worker(redis_url, slack):
+        wait_until(lambda: _finished(redis_client), timeout=30)
+    (answer,) = _answers(slack)
+    assert "I understood" in answer["text"]
+    assert len(slack.calls("POST", "/chat.postMessage")) == 1
+
+
+def test_429_and_500_answers_are_survived(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    slack.fail_next("POST", "/chat.postMessage", 429, headers={"Retry-After": "1"})
+    slack.fail_next("POST", "/chat.postMessage", 500)  # answered by the job's retry
+    slack.fail_next("POST", "/chat.update", 500, times=2)  # an edit: retried in place
+    _deliver_mention(gateway)
+    with _worker(redis_url, slack):
+        wait_until(lambda: _finished(redis_client), timeout=40)
+    (answer,) = _answers(slack)
+    assert "I understood" in answer["text"]
+    statuses = [call.status for call in slack.calls("POST", "/chat.postMessage")]
+    assert statuses == [429, 500, 200]
