@@ -7,6 +7,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY handlers ./handlers
+COPY examples ./examples
 RUN /opt/venv/bin/pip install .
 
 FROM python:3.11-slim-bookworm

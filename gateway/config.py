@@ -45,6 +45,12 @@ VARIABLES: dict[str, str] = {
     "LLM_BASE_URL": "OpenAI-compatible chat-completions base URL (required when GATEWAY_AGENT=llm)",
     "LLM_API_KEY": "API key for LLM_BASE_URL (optional for local servers)",
     "LLM_MODEL": "model name sent to LLM_BASE_URL (required when GATEWAY_AGENT=llm)",
+    "LLM_SYSTEM_PROMPT": "system prompt of the llm agent: text, or @path to a file (default: per platform)",
+    "LLM_MAX_STEPS": "model calls one llm run may make, tool rounds included (default 8)",
+    "LLM_MAX_TOKENS": "prompt + completion tokens one llm run may use, from the API's usage (default 60000)",
+    "LLM_TIMEOUT": "seconds to wait for the model's next bytes before retrying (default 60)",
+    "LLM_HISTORY_TOKENS": "tokens of conversation history sent to the model, newest first (default 4000)",
+    "LLM_STREAM": "stream answers (server-sent events): on (default) or off for servers that cannot",
 }
 
 SECRET_VARIABLES = frozenset(
@@ -106,6 +112,13 @@ class LLMSettings:
     base_url: str | None
     api_key: str | None = field(repr=False)
     model: str | None
+    system_prompt: str | None = field(default=None, repr=False)  # the text, read from @path if given
+    system_prompt_setting: str | None = field(default=None, repr=False)  # as configured: text or @path
+    max_steps: int = 8
+    max_tokens: int = 60000
+    timeout: float = 60.0
+    history_tokens: int = 4000
+    stream: bool = True
 
 
 @dataclass(frozen=True)
@@ -139,9 +152,7 @@ class Settings:
             slack=_read_slack(env),
             github=_read_github(env),
             stripe=_read_stripe(env),
-            llm=LLMSettings(
-                env.optional("LLM_BASE_URL"), env.optional("LLM_API_KEY"), env.optional("LLM_MODEL")
-            ),
+            llm=_read_llm(env),
         )
         _check_cross_settings(settings)
         return settings
@@ -212,7 +223,20 @@ def _as_variables(s: Settings) -> dict[str, str]:
         "LLM_BASE_URL": s.llm.base_url or "",
         "LLM_API_KEY": s.llm.api_key or "",
         "LLM_MODEL": s.llm.model or "",
+        "LLM_SYSTEM_PROMPT": _describe_prompt(s.llm.system_prompt_setting),
+        "LLM_MAX_STEPS": str(s.llm.max_steps),
+        "LLM_MAX_TOKENS": str(s.llm.max_tokens),
+        "LLM_TIMEOUT": f"{s.llm.timeout:g}",
+        "LLM_HISTORY_TOKENS": str(s.llm.history_tokens),
+        "LLM_STREAM": "on" if s.llm.stream else "off",
     }
+
+
+def _describe_prompt(setting: str | None) -> str:
+    # A prompt may hold internal details: show where it comes from and its size, never its text.
+    if not setting:
+        return ""
+    return setting if setting.startswith("@") else f"<text, {len(setting)} chars>"
 
 
 def _redact_url(url: str) -> str:
@@ -325,6 +349,36 @@ def _read_stripe(env: _Reader) -> StripeSettings:
         slack_channel=env.optional("STRIPE_SLACK_CHANNEL"),
         max_body=env.integer("STRIPE_MAX_BODY", MIB, minimum=1),
     )
+
+
+def _read_llm(env: _Reader) -> LLMSettings:
+    prompt_setting = env.optional("LLM_SYSTEM_PROMPT")
+    return LLMSettings(
+        base_url=env.optional("LLM_BASE_URL"),
+        api_key=env.optional("LLM_API_KEY"),
+        model=env.optional("LLM_MODEL"),
+        system_prompt=_read_prompt(prompt_setting) if prompt_setting else None,
+        system_prompt_setting=prompt_setting,
+        max_steps=env.integer("LLM_MAX_STEPS", 8, minimum=1),
+        max_tokens=env.integer("LLM_MAX_TOKENS", 60000, minimum=100),
+        timeout=float(env.integer("LLM_TIMEOUT", 60, minimum=1)),
+        history_tokens=env.integer("LLM_HISTORY_TOKENS", 4000, minimum=0),
+        stream=env.choice("LLM_STREAM", "ON", ("ON", "OFF")) == "ON",
+    )
+
+
+def _read_prompt(setting: str) -> str:
+    # "@path" names a file (prompts are long and multi-line); anything else is the prompt itself.
+    if not setting.startswith("@"):
+        return setting
+    path = setting[1:]
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError("LLM_SYSTEM_PROMPT", f"cannot read {path}: {exc.strerror}") from None
+    if not text:
+        raise ConfigError("LLM_SYSTEM_PROMPT", f"{path} is empty")
+    return text
 
 
 def _check_cross_settings(s: Settings) -> None:

@@ -5,7 +5,7 @@ and the ``Run`` (the session history, ``progress``, the deadline, the cancellati
 logger bound to the run) and returns a ``Reply``. The runtime enforces the deadline and
 cancellation; a synchronous agent runs in a thread and should poll ``run.cancelled``.
 
-Agents are named by ``GATEWAY_AGENT``: a built-in name (``triage``; ``llm`` once it exists) or
+Agents are named by ``GATEWAY_AGENT``: a built-in name (``triage``, ``llm``) or
 ``package.module:callable``. ``load_agent`` checks the name at worker start.
 """
 
@@ -24,7 +24,7 @@ from handlers.errors import AgentLoadError, RunCancelled
 
 BUILTIN_AGENTS: dict[str, str] = {
     "triage": "handlers.agents.triage:agent",
-    "llm": "",  # reserved: the LLM agent lands in a later issue
+    "llm": "handlers.agents.llm:agent",
 }
 
 
@@ -166,12 +166,7 @@ def is_async_agent(agent: Agent) -> bool:
 def _resolve_builtin(spec: str) -> str:
     if spec not in BUILTIN_AGENTS:
         return spec
-    target = BUILTIN_AGENTS[spec]
-    if not target:
-        raise AgentLoadError(
-            spec, "the llm agent is not available yet; use triage or package.module:callable"
-        )
-    return target
+    return BUILTIN_AGENTS[spec]
 
 
 def _check_callable(spec: str, agent: object) -> None:

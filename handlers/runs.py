@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 import redis
 from redis.client import Pipeline
 from rq.exceptions import NoSuchJobError
@@ -82,6 +83,8 @@ def get_run(connection: redis.Redis, job_id: str) -> dict[str, Any] | None:
         record[name] = int(record.get(name, 0))
     if "duration" in record:
         record["duration"] = float(record["duration"])
+    if "accounting" in record:
+        record["accounting"] = orjson.loads(record["accounting"])
     return record
 
 

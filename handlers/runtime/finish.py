@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import redis
 from redis.client import Pipeline
 from rq.defaults import RQ_KEY_PREFIX
@@ -63,7 +64,16 @@ class Finisher:
             if claim.session_key is not None:
                 session.append_turns(pipe, claim.session_key, turns)
             self._release_session(pipe, claim)
-            runs.write(pipe, job.id, status="succeeded", reply=reply, error=None, **_ended(claim))
+            accounting = result.get("accounting")
+            runs.write(
+                pipe,
+                job.id,
+                status="succeeded",
+                reply=reply,
+                error=None,
+                accounting=orjson.dumps(accounting).decode() if accounting else None,
+                **_ended(claim),
+            )
 
         return self._commit(claim, steps)
 

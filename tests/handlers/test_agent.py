@@ -17,7 +17,6 @@ def test_builtin_triage_loads() -> None:
 @pytest.mark.parametrize(
     ("spec", "problem"),
     [
-        ("llm", "not available yet"),
         ("nowhere.at_all:agent", "cannot import"),
         ("tests.agents:missing", "no attribute"),
         ("tests.agents:not_callable", "not callable"),

@@ -1,0 +1,11 @@
+"""The LLM agent's machinery: everything between an ``Event`` and an OpenAI-compatible model.
+
+- ``client``: the async chat-completions client (httpx, streaming, retries, circuit breaker);
+- ``completion``: what one model answer is, parsed from JSON or from server-sent events;
+- ``breaker``: the circuit breaker every run of a worker process shares;
+- ``loop``: the tool-calling loop under its budgets (steps, tokens, wall clock);
+- ``tools``: read-only tools per platform, built on ``handlers.clients``;
+- ``prompts`` and ``memory``: system prompts and session history trimmed to a token budget.
+
+The agent entry point is ``handlers.agents.llm:agent`` (``GATEWAY_AGENT=llm``).
+"""

@@ -1,0 +1,228 @@
+"""An async client for any OpenAI-compatible ``POST {LLM_BASE_URL}/chat/completions``.
+
+One ``httpx.AsyncClient`` per worker process (its connection pool is shared by every run), created
+lazily inside the running loop. Each call streams the answer (server-sent events) unless
+``LLM_STREAM=off``, and also accepts a plain JSON answer from servers that ignore ``stream``. Connect
+and read timeouts are separate: a model that keeps streaming slowly is fine, one that stalls is not.
+
+Failures: timeouts, connection errors, 429 and 5xx are retried in place with backoff under
+``handlers.retry.RetryPolicy`` (``Retry-After`` honoured) while the run's deadline allows; every such
+failure is reported to the process-wide circuit breaker. What is left is raised as
+``TransientError`` (the runtime retries the job later) or ``PermanentError`` (bad key, unknown model).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from handlers.errors import PermanentError, TransientError
+from handlers.llm.breaker import CircuitBreaker, breaker_for
+from handlers.llm.completion import MAX_STREAM_CHUNKS, Completion, StreamAssembler, UnusableAnswer, from_json
+from handlers.retry import RetryPolicy
+
+logger = logging.getLogger("handlers.llm")
+
+# In-place retries of one model call; the job as a whole is retried by the runtime after these.
+MODEL_POLICY = RetryPolicy(max_retries=3, base=1.0, cap=30.0)
+CONNECT_TIMEOUT = 10.0
+_ERROR_BODY_LIMIT = 4096
+
+_SHARED: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+
+
+class DeadlineReached(Exception):
+    """The run's wall-clock budget ran out before the model answered."""
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    """Where the model is and how to talk to it (from ``LLMSettings``)."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    timeout: float = 60.0
+    stream: bool = True
+
+    @property
+    def url(self) -> str:
+        """The chat-completions URL; a base URL that already names it is used as is."""
+        base = self.base_url.rstrip("/")
+        return base if base.endswith("/chat/completions") else base + "/chat/completions"
+
+
+def shared_http() -> httpx.AsyncClient:
+    """The process's ``AsyncClient`` for model calls, made in (and bound to) the running loop."""
+    global _SHARED
+    loop = asyncio.get_running_loop()
+    if _SHARED is None or _SHARED[0] is not loop or _SHARED[1].is_closed:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        _SHARED = (loop, httpx.AsyncClient(limits=limits))
+    return _SHARED[1]
+
+
+class ChatClient:
+    """Calls the model: ``await client.complete(messages, tools=..., deadline=...)``."""
+
+    def __init__(
+        self,
+        config: ChatConfig,
+        *,
+        breaker: CircuitBreaker | None = None,
+        policy: RetryPolicy = MODEL_POLICY,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = config
+        self.breaker = breaker or breaker_for(config.base_url)
+        self._policy = policy
+        self._http = http
+
+    async def complete(
+        self, messages: Sequence[dict[str, Any]], *, tools: Sequence[dict[str, Any]] = (), deadline: float
+    ) -> Completion:
+        """One answer for ``messages``; ``deadline`` (Unix time) bounds the call and its retries.
+
+        Raises ``DeadlineReached``, ``UnusableAnswer``, ``TransientError`` (including ``CircuitOpen``)
+        or ``PermanentError``.
+        """
+        retries = 0
+        while True:
+            self.breaker.before_call()
+            try:
+                completion = await self._attempt(messages, tools, deadline)
+            except TransientError as error:
+                self.breaker.record_failure()
+                delay = self._retry_delay(error, retries, deadline)
+                if delay is None:
+                    raise
+                retries += 1
+                logger.info("model call failed; retrying", extra={"fields": {"error": str(error)}})
+                await asyncio.sleep(delay)
+                continue
+            except BaseException:
+                self.breaker.release()  # cancelled, bad request or unusable: says nothing about health
+                raise
+            self.breaker.record_success()
+            return completion
+
+    def _retry_delay(self, error: TransientError, retries: int, deadline: float) -> float | None:
+        decision = self._policy.decide(error, retries_so_far=retries)
+        if not decision.retry or time.time() + decision.delay >= deadline:
+            return None
+        return decision.delay
+
+    async def _attempt(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]], deadline: float
+    ) -> Completion:
+        left = deadline - time.time()
+        if left <= 0:
+            raise DeadlineReached()
+        try:
+            async with asyncio.timeout(left):
+                return await self._post(messages, tools)
+        except TimeoutError:
+            raise DeadlineReached() from None
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"model server timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"cannot reach the model server ({type(exc).__name__})") from None
+
+    async def _post(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> Completion:
+        http = self._http or shared_http()
+        request = http.build_request(
+            "POST",
+            self.config.url,
+            json=self._body(messages, tools),
+            headers=self._headers(),
+            timeout=httpx.Timeout(self.config.timeout, connect=min(CONNECT_TIMEOUT, self.config.timeout)),
+        )
+        response = await http.send(request, stream=True)
+        try:
+            await _raise_for_status(response)
+            return await _read_answer(response)
+        finally:
+            await response.aclose()
+
+    def _body(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.config.model, "messages": list(messages)}
+        if tools:
+            body["tools"] = list(tools)
+        if self.config.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}  # else streamed answers carry no usage
+        return body
+
+    def _headers(self) -> dict[str, str]:
+        accept = "text/event-stream" if self.config.stream else "application/json"
+        headers = {"Accept": accept}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        return headers
+
+
+async def _raise_for_status(response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    detail = await _error_detail(response)
+    if status in (408, 409, 429) or status >= 500:
+        raise TransientError(f"model server HTTP {status}", retry_after=_retry_after(response))
+    if status in (401, 403):
+        raise PermanentError(f"the model server refused the credentials (HTTP {status}): check LLM_API_KEY")
+    if status == 404:
+        raise PermanentError(f"the model server answered 404 ({detail}): check LLM_BASE_URL and LLM_MODEL")
+    raise PermanentError(f"the model server refused the request (HTTP {status}): {detail}")
+
+
+async def _error_detail(response: httpx.Response) -> str:
+    """The server's own error message, short (it never echoes our key; it may quote the request)."""
+    raw = b""
+    async for chunk in response.aiter_bytes():
+        raw += chunk
+        if len(raw) >= _ERROR_BODY_LIMIT:
+            break
+    try:
+        error = json.loads(raw).get("error")
+    except (ValueError, AttributeError):
+        return "no details"
+    message = error.get("message") if isinstance(error, dict) else error
+    return str(message or "no details")[:200]
+
+
+async def _read_answer(response: httpx.Response) -> Completion:
+    if "json" in response.headers.get("content-type", ""):
+        return _parse_json(await response.aread())
+    assembler = StreamAssembler()
+    other: list[str] = []  # lines that are not SSE: a JSON answer with the wrong content type
+    async for line in response.aiter_lines():
+        assembler.feed_line(line)
+        if not assembler.seen_data and len(other) < MAX_STREAM_CHUNKS:
+            other.append(line)
+        if assembler.done or assembler.chunks >= MAX_STREAM_CHUNKS:
+            break
+    if not assembler.seen_data and "".join(other).strip().startswith("{"):
+        return _parse_json("\n".join(other).encode())
+    return assembler.result()
+
+
+def _parse_json(raw: bytes) -> Completion:
+    # The server ignored "stream" (or was asked for none): a plain chat-completions body.
+    try:
+        return from_json(json.loads(raw))
+    except ValueError:
+        raise UnusableAnswer("the answer is not valid JSON") from None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None  # absent, or an HTTP date: the policy's own backoff applies

@@ -1,0 +1,164 @@
+"""GitHub tools: an issue or pull request with its comments, a pull request's files and diff, and a
+file's contents at a ref — all in the event's own repository, with the event's installation token."""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from gateway.config import Settings
+from handlers import clients
+from handlers.agent import Event
+from handlers.github_auth import GitHubCredentials
+from handlers.llm.tools import Arguments, Tool, ToolError, cap, integer_argument, schema, to_json
+
+MAX_COMMENTS = 30
+MAX_FILES = 100
+PATCH_LIMIT = 3000  # characters of one file's diff, so one huge file cannot crowd out the rest
+_NUMBER = {"number": {"type": "integer", "description": "issue or pull request number; default: the event's"}}
+
+
+@functools.cache
+def _credentials(settings: Settings) -> GitHubCredentials:
+    # One per settings: a GitHub App's installation tokens are cached inside it.
+    return GitHubCredentials(settings)
+
+
+class _Scope:
+    """The event's repository, installation and number, and a way to reach them."""
+
+    def __init__(self, event: Event, settings: Settings) -> None:
+        payload = event.payload
+        self.repo = str(_dict(payload.get("repository")).get("full_name") or "")
+        self.installation = _dict(payload.get("installation")).get("id")
+        item = _dict(payload.get("pull_request")) or _dict(payload.get("issue"))
+        self.number = item.get("number") if isinstance(item.get("number"), int) else payload.get("number")
+        self.head_sha = _dict(_dict(payload.get("pull_request")).get("head")).get("sha")
+        self.settings = settings
+
+    async def run(self, read: Callable[[Any], str], deadline: float) -> str:
+        """Run ``read(repository)`` in a thread with the installation's token; return capped text."""
+
+        def work() -> str:
+            token = _credentials(self.settings).token_for(self.installation)
+            repository = clients.github_client(self.settings, token).get_repo(self.repo)
+            return read(repository)
+
+        return cap(await clients.call(work, deadline=deadline))
+
+    def number_of(self, arguments: Arguments) -> int:
+        default = self.number if isinstance(self.number, int) else 0
+        number = integer_argument(arguments, "number", default, low=0, high=10**9)
+        if number <= 0:
+            raise ToolError("this event is not about an issue or pull request: give a number")
+        return number
+
+
+def build(event: Event, settings: Settings) -> list[Tool]:
+    """The GitHub tools for ``event``'s repository (none if the event names no repository)."""
+    scope = _Scope(event, settings)
+    if not scope.repo or not (settings.github.token or settings.github.app_id):
+        return []
+
+    async def issue(arguments: Arguments, deadline: float) -> str:
+        number = scope.number_of(arguments)
+        return await scope.run(lambda repo: to_json(_issue(repo, number)), deadline)
+
+    async def pull_files(arguments: Arguments, deadline: float) -> str:
+        number = scope.number_of(arguments)
+        return await scope.run(lambda repo: to_json(_pull_files(repo, number)), deadline)
+
+    async def file(arguments: Arguments, deadline: float) -> str:
+        path = str(arguments.get("path") or "").strip().lstrip("/")
+        if not path:
+            raise ToolError("give the file's path")
+        ref = str(arguments.get("ref") or scope.head_sha or "") or None
+        return await scope.run(lambda repo: _file(repo, path, ref), deadline)
+
+    where = f"in {scope.repo}"
+    return [
+        Tool(
+            "github_issue",
+            f"An issue or pull request {where}: title, state, body and comments.",
+            schema(_NUMBER),
+            issue,
+            lambda a: f"Reading {scope.repo}#{a.get('number') or scope.number}",
+        ),
+        Tool(
+            "github_pull_files",
+            f"A pull request's changed files {where}, with each file's diff.",
+            schema(_NUMBER),
+            pull_files,
+            lambda a: f"Reading the diff of {scope.repo}#{a.get('number') or scope.number}",
+        ),
+        Tool(
+            "github_file",
+            f"A file's contents {where} at a ref (default: the pull request's head).",
+            schema(
+                {"path": {"type": "string"}, "ref": {"type": "string", "description": "branch, tag or sha"}},
+                ("path",),
+            ),
+            file,
+            lambda a: f"Reading {a.get('path')} in {scope.repo}",
+        ),
+    ]
+
+
+def _issue(repo: Any, number: int) -> dict[str, Any]:
+    item = repo.get_issue(number)
+    comments = list(item.get_comments())[-MAX_COMMENTS:]
+    return {
+        "number": item.number,
+        "title": item.title,
+        "state": item.state,
+        "author": item.user.login if item.user else None,
+        "labels": [label.name for label in item.labels],
+        "is_pull_request": item.pull_request is not None,
+        "body": item.body or "",
+        "comments": [
+            {"author": c.user.login if c.user else None, "at": c.created_at, "body": c.body} for c in comments
+        ],
+    }
+
+
+def _pull_files(repo: Any, number: int) -> dict[str, Any]:
+    pull = repo.get_pull(number)
+    files = []
+    for index, changed in enumerate(pull.get_files()):
+        if index >= MAX_FILES:
+            files.append({"note": f"more than {MAX_FILES} files; the rest are left out"})
+            break
+        patch = changed.patch or "(no diff: binary or too large)"
+        files.append(
+            {
+                "file": changed.filename,
+                "status": changed.status,
+                "additions": changed.additions,
+                "deletions": changed.deletions,
+                "diff": patch if len(patch) <= PATCH_LIMIT else patch[:PATCH_LIMIT] + "\n…[diff cut]",
+            }
+        )
+    return {
+        "number": pull.number,
+        "title": pull.title,
+        "base": pull.base.ref,
+        "head": pull.head.ref,
+        "files": files,
+    }
+
+
+def _file(repo: Any, path: str, ref: str | None) -> str:
+    content = repo.get_contents(path, ref=ref) if ref else repo.get_contents(path)
+    if isinstance(content, list):
+        return "a directory: " + ", ".join(item.path for item in content[:200])
+    raw = base64.b64decode(content.content or "")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return f"(binary file, {len(raw)} bytes)"
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,170 @@
+"""The read-only tools against the fake Slack, GitHub and Stripe APIs, through the real SDK clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from gateway.config import Settings
+from handlers.agent import Event
+from handlers.errors import PermanentError
+from handlers.llm.tools import RESULT_LIMIT, Tool, cap, tools_for
+from tests.fakes import GitHubFake, SlackFake, StripeFake
+from tests.fakes.server import Reply, Request, Route, route
+from tests.handlers.llm.model import slack_event
+
+
+class _GitHubWithContents(GitHubFake):
+    """The fake GitHub plus ``GET /repos/{owner}/{repo}/contents/{path}`` for one-segment paths."""
+
+    files: dict[tuple[str, str], str] = {}
+
+    def routes(self) -> Iterable[Route]:
+        return [*super().routes(), route("GET", "/repos/{owner}/{repo}/contents/{path}", self._contents)]
+
+    def _contents(self, request: Request) -> Reply:
+        ref = str(request.query.get("ref") or "main")
+        text = self.files.get((request.params["path"], ref))
+        if text is None:
+            return Reply(404, {"message": "Not Found"})
+        encoded = base64.b64encode(text.encode()).decode()
+        path = request.params["path"]
+        return Reply(
+            200,
+            {
+                "type": "file",
+                "encoding": "base64",
+                "content": encoded,
+                "path": path,
+                "name": path,
+                "sha": "f" * 40,
+                "size": len(text),
+            },
+        )
+
+
+def _run(tool: Tool, **arguments: Any) -> str:
+    async def go() -> str:
+        return await tool.run(arguments, time.time() + 30)
+
+    return asyncio.run(go())
+
+
+def _by_name(tools: list[Tool]) -> dict[str, Tool]:
+    return {tool.name: tool for tool in tools}
+
+
+def _github_event(number: int = 5) -> Event:
+    payload = {
+        "repository": {"id": 1, "full_name": "octo/app"},
+        "pull_request": {"number": number, "head": {"sha": "abc123"}},
+        "sender": {"login": "dev", "type": "User"},
+    }
+    return Event(
+        platform="github",
+        delivery_id="d1",
+        name="pull_request",
+        action="opened",
+        received_at="2026-11-22T11:00:00+00:00",
+        session_key="github:1:5",
+        payload=payload,
+    )
+
+
+def test_github_tools_read_the_pull_request_its_diff_and_files_at_the_head() -> None:
+    with _GitHubWithContents() as fake:
+        fake.seed_pull(
+            "octo/app",
+            5,
+            title="Retry webhooks",
+            body="Adds retries.",
+            files=[
+                {"filename": "app.py", "patch": "@@ -1 +1 @@\n-old\n+new", "additions": 1, "deletions": 1}
+            ],
+        )
+        fake.seed_comment("octo/app", 5, "Please add a test.", user="reviewer")
+        fake.files[("app.py", "abc123")] = "print('hello')\n"
+        settings = Settings.from_environ({"GITHUB_TOKEN": fake.token, "GITHUB_API_URL": fake.base_url})
+        tools = _by_name(tools_for(_github_event(), settings))
+        assert set(tools) == {"github_issue", "github_pull_files", "github_file"}
+
+        issue = json.loads(_run(tools["github_issue"]))
+        assert issue["title"] == "Retry webhooks" and issue["is_pull_request"] is True
+        assert [(c["author"], c["body"]) for c in issue["comments"]] == [("reviewer", "Please add a test.")]
+        files = json.loads(_run(tools["github_pull_files"]))["files"]
+        assert files[0]["file"] == "app.py" and "+new" in files[0]["diff"]
+        assert _run(tools["github_file"], path="app.py") == "print('hello')\n"
+        assert fake.calls("GET", "/repos/octo/app/contents/app.py")[0].query == {"ref": "abc123"}
+        assert not fake.calls("POST") and not fake.calls("PATCH")  # tools never write
+
+
+def test_github_tool_errors_are_translated_not_crashes() -> None:
+    with GitHubFake() as fake:
+        fake.seed_repo("octo/app")
+        settings = Settings.from_environ({"GITHUB_TOKEN": fake.token, "GITHUB_API_URL": fake.base_url})
+        tools = _by_name(tools_for(_github_event(), settings))
+        with pytest.raises(PermanentError, match="GitHub 404"):
+            _run(tools["github_issue"], number=99)
+
+
+def test_no_github_tools_without_credentials() -> None:
+    assert tools_for(_github_event(), Settings.from_environ({})) == []
+
+
+def test_slack_thread_tool_reads_only_the_event_thread() -> None:
+    with SlackFake() as fake:
+        thread = fake.seed_message("C1", "deploy is stuck", ts="1700000000.000100")
+        fake.seed_message("C1", "which env?", thread_ts=thread, user="U2")
+        fake.seed_message("C1", "another thread", ts="1700000500.000100")
+        settings = Settings.from_environ({"SLACK_BOT_TOKEN": fake.token, "SLACK_API_URL": fake.base_url})
+        tools = _by_name(tools_for(slack_event(thread=thread), settings))
+        text = _run(tools["slack_thread"], limit=10)
+        assert text.splitlines()[0].endswith("<@U0FAKEUSER>: deploy is stuck")
+        assert "<@U2>: which env?" in text and "another thread" not in text
+        assert fake.calls(path="/conversations.replies")[0].body["channel"] == "C1"
+
+
+def test_stripe_tools_read_the_event_customer_charges_invoices_and_subscription() -> None:
+    with StripeFake() as fake:
+        fake.seed("customer", "cus_1", name="Ada", email="ada@example.com")
+        fake.seed("charge", customer="cus_1", status="failed", failure_code="card_declined")
+        fake.seed("charge", customer="cus_other", status="succeeded")
+        fake.seed("invoice", "in_1", customer="cus_1", status="open", attempt_count=2, subscription="sub_1")
+        fake.seed("subscription", "sub_1", customer="cus_1", status="past_due")
+        event = Event(
+            platform="stripe",
+            delivery_id="evt_1",
+            name="invoice.payment_failed",
+            action=None,
+            received_at="2026-11-22T11:00:00+00:00",
+            session_key="stripe:platform:customer:cus_1",
+            payload={
+                "data": {
+                    "object": {
+                        "object": "invoice",
+                        "id": "in_1",
+                        "customer": "cus_1",
+                        "subscription": "sub_1",
+                    }
+                }
+            },
+        )
+        settings = Settings.from_environ({"STRIPE_API_KEY": fake.api_key, "STRIPE_API_BASE": fake.base_url})
+        tools = _by_name(tools_for(event, settings))
+        assert json.loads(_run(tools["stripe_customer"]))["name"] == "Ada"
+        charges = json.loads(_run(tools["stripe_charges"], limit=5))
+        assert [c["failure_code"] for c in charges] == ["card_declined"]  # only this customer's
+        assert json.loads(_run(tools["stripe_invoices"]))[0]["attempt_count"] == 2
+        assert json.loads(_run(tools["stripe_subscription"]))[0]["status"] == "past_due"
+        assert not fake.calls("POST")
+
+
+def test_cap_says_how_much_was_cut() -> None:
+    assert cap("x" * 10, 4) == "xxxx\n…[cut: 6 more characters]"
+    assert cap("short") == "short" and len(cap("y" * (RESULT_LIMIT + 1))) < RESULT_LIMIT + 40
