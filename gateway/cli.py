@@ -64,9 +64,62 @@ def _parser() -> argparse.ArgumentParser:
     dev.set_defaults(command=_dev_command)
     check = commands.add_parser("check", help="validate settings and Redis reachability, secrets redacted")
     check.set_defaults(command=check_command)
+    _add_replay(commands)
+    _add_manifest(commands)
     for name, (_, help_text) in _WORKER_COMMANDS.items():
         commands.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = commands.add_parser(
+        "replay",
+        help="sign recorded payloads with the configured secrets and post them to a gateway",
+        description="Sign recordings (fixtures/<platform>/<name>.body, or plain JSON with --platform) "
+        "with the configured signing secrets and a fresh timestamp, post each to URL/webhooks/<platform> "
+        "and print one line per answer. Exit 0 when every answer was 2xx, 1 otherwise, 2 on usage errors.",
+    )
+    replay.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a .body file, a plain JSON file or a folder"
+    )
+    replay.add_argument("--url", required=True, help="base URL of the gateway, e.g. https://gw.example.com")
+    replay.add_argument(
+        "--repeat", type=_positive, default=1, metavar="N", help="send each delivery N times (dedupe)"
+    )
+    replay.add_argument("--new-ids", action="store_true", help="give each recording a fresh delivery id")
+    replay.add_argument(
+        "--platform", choices=("slack", "github", "stripe"), help="platform of plain JSON payloads"
+    )
+    replay.add_argument("--event", help="X-GitHub-Event of plain GitHub payloads")
+    replay.add_argument(
+        "--dev-secrets", action="store_true", help="sign with gateway dev's values where no secret is set"
+    )
+    replay.set_defaults(command=_replay_command)
+
+
+def _add_manifest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    manifest = commands.add_parser(
+        "manifest",
+        help="print a Slack app manifest (YAML) or a GitHub App manifest (JSON)",
+        description="Print an app manifest whose webhook URLs point at PUBLIC_URL/webhooks/<platform>; "
+        "how to use it is printed to stderr.",
+    )
+    manifest.add_argument("platform", choices=("slack", "github"))
+    manifest.add_argument("--url", required=True, metavar="PUBLIC_URL", help="the gateway's public https URL")
+    manifest.add_argument("--name", default="Agent Gateway", help="app name (default: Agent Gateway)")
+    manifest.add_argument(
+        "--command", dest="slash_command", default="/agent", help="Slack slash command (default: /agent)"
+    )
+    manifest.add_argument("--form", action="store_true", help="GitHub: an HTML page that starts the flow")
+    manifest.add_argument("--org", help="GitHub: register the App under this organization")
+    manifest.set_defaults(command=_manifest_command)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -117,6 +170,18 @@ def _dev_command(args: argparse.Namespace) -> int:
     from gateway.dev import dev_command
 
     return dev_command(args)
+
+
+def _replay_command(args: argparse.Namespace) -> int:
+    from gateway.replay import replay_command
+
+    return replay_command(args)
+
+
+def _manifest_command(args: argparse.Namespace) -> int:
+    from gateway.manifest import manifest_command
+
+    return manifest_command(args)
 
 
 def _dispatch(target: str, argv: list[str]) -> int:

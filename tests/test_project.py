@@ -33,6 +33,12 @@ def test_readme_opens_with_the_run_and_test_commands() -> None:
     assert (ROOT / "scripts/dev").stat().st_mode & 0o111 and (ROOT / "scripts/test").stat().st_mode & 0o111
 
 
+def test_readme_shows_the_example_agent_as_it_is() -> None:
+    shown = re.search(r"```python\n# examples/my_agent.py[^\n]*\n(.+?)```", README, re.DOTALL)
+    source = (ROOT / "examples/my_agent.py").read_text()
+    assert shown and shown.group(1).strip() == source[source.index("from handlers.agent") :].strip()
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci/run").read_text()
     assert re.search(r"^scripts/test\b", ci, re.MULTILINE)
