@@ -53,6 +53,21 @@ class Event:
     meta: Mapping[str, Any] = field(default_factory=dict, repr=False)
     facts: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def from_envelope(cls, envelope: Mapping[str, Any], *, session_key: str, **fields: Any) -> Event:
+        """An event with the envelope's identity, payload and meta, plus the platform's ``fields``."""
+        return cls(
+            platform=envelope["platform"],
+            delivery_id=envelope["delivery_id"],
+            name=envelope["event"],
+            action=envelope["action"],
+            received_at=envelope["received_at"],
+            session_key=session_key,
+            payload=envelope["payload"],
+            meta=envelope["meta"],
+            **fields,
+        )
+
 
 @dataclass(frozen=True)
 class Turn:

@@ -14,6 +14,7 @@ from typing import Any
 from gateway.types import Envelope
 from handlers import github_reply
 from handlers.agent import Event
+from handlers.payload import as_dict
 from handlers.platform import PlatformHooks, log_progress, log_timeout, run_event
 from handlers.replies import is_ours
 from handlers.session import build_key
@@ -24,53 +25,47 @@ PLATFORM = "github"
 def session_key(envelope: Envelope) -> str:
     """``github:<repository id>:<number>``, else ``github:<repository id>``."""
     payload = envelope["payload"]
-    repo = _dict(payload.get("repository"))
+    repo = as_dict(payload.get("repository"))
     repo_id = repo.get("id") or repo.get("full_name")
     number = _number(payload)
     if repo_id is not None and number is not None:
         return build_key(PLATFORM, repo_id, number)
     if repo_id is not None:
         return build_key(PLATFORM, repo_id)
-    installation = _dict(payload.get("installation")).get("id") or envelope["delivery_id"]
+    installation = as_dict(payload.get("installation")).get("id") or envelope["delivery_id"]
     return build_key(PLATFORM, "installation", installation)
 
 
 def to_event(envelope: Envelope) -> Event:
     """Who, on what (``org/repo#12``), the title and the most relevant text of the event."""
     payload = envelope["payload"]
-    item = _dict(payload.get("issue")) or _dict(payload.get("pull_request"))
-    full_name = _dict(payload.get("repository")).get("full_name")
+    item = as_dict(payload.get("issue")) or as_dict(payload.get("pull_request"))
+    full_name = as_dict(payload.get("repository")).get("full_name")
     number = _number(payload)
     subject = f"{full_name}#{number}" if full_name and number is not None else full_name
     text = (
-        _dict(payload.get("comment")).get("body")
-        or _dict(payload.get("review")).get("body")
+        as_dict(payload.get("comment")).get("body")
+        or as_dict(payload.get("review")).get("body")
         or item.get("body")
-        or _dict(payload.get("head_commit")).get("message")
+        or as_dict(payload.get("head_commit")).get("message")
     )
-    return Event(
-        platform=PLATFORM,
-        delivery_id=envelope["delivery_id"],
-        name=envelope["event"],
-        action=envelope["action"],
-        received_at=envelope["received_at"],
+    return Event.from_envelope(
+        envelope,
         session_key=session_key(envelope),
-        actor=_dict(payload.get("sender")).get("login"),
+        actor=as_dict(payload.get("sender")).get("login"),
         subject=subject,
         title=item.get("title"),
         text=text,
-        payload=payload,
-        meta=envelope["meta"],
     )
 
 
 def is_ignored(event: Event) -> bool:
     """Events sent by bots (our own App's comments included) never start a run, nor do comments
     carrying our delivery marker (with a personal token our comments come from a ``User``)."""
-    sender = _dict(event.payload.get("sender"))
+    sender = as_dict(event.payload.get("sender"))
     if sender.get("type") == "Bot" or str(sender.get("login", "")).endswith("[bot]"):
         return True
-    return is_ours(_dict(event.payload.get("comment")).get("body"))
+    return is_ours(as_dict(event.payload.get("comment")).get("body"))
 
 
 def _number(payload: dict[str, Any]) -> int | None:
@@ -79,10 +74,6 @@ def _number(payload: dict[str, Any]) -> int | None:
             return int(holder["number"])
     number = payload.get("number")
     return number if isinstance(number, int) else None
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 HOOKS = PlatformHooks(

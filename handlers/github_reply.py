@@ -29,6 +29,7 @@ from github.Repository import Repository
 
 from handlers import clients, services
 from handlers.agent import Event, Reply, Run
+from handlers.payload import as_dict
 from handlers.platform import log_delivery, reply_marker
 from handlers.replies import hidden_marker
 
@@ -128,7 +129,7 @@ def _post_comment(client: github.Github, event: Event, body: str) -> int:
     full_name, number = _where(event)
     repo = _repo(client, str(full_name))
     if _is_review_comment(event):
-        comment = _dict(event.payload.get("comment"))
+        comment = as_dict(event.payload.get("comment"))
         thread = int(comment.get("in_reply_to_id") or comment["id"])  # replies go to the thread's root
         return int(repo.get_pull(int(number or 0)).create_review_comment_reply(thread, body).id)
     return int(repo.get_issue(int(number or 0)).create_comment(body).id)
@@ -149,7 +150,7 @@ def _find_comment(client: github.Github, event: Event, job_id: str) -> int | Non
 
 def _create_check_run(client: github.Github, event: Event, reply: Reply, job_id: str) -> int:
     full_name, _ = _where(event)
-    head_sha = _dict(_dict(event.payload.get("pull_request")).get("head")).get("sha")
+    head_sha = as_dict(as_dict(event.payload.get("pull_request")).get("head")).get("sha")
     title = (reply.text.strip().splitlines() or ["Triage"])[0].strip("*# ")[:200]
     run = _repo(client, str(full_name)).create_check_run(
         name=CHECK_RUN_NAME,
@@ -168,7 +169,7 @@ def _repo(client: github.Github, full_name: str) -> Repository:
 
 
 def _where(event: Event) -> tuple[str | None, int | None]:
-    full_name = _dict(event.payload.get("repository")).get("full_name")
+    full_name = as_dict(event.payload.get("repository")).get("full_name")
     for holder in (event.payload.get("issue"), event.payload.get("pull_request")):
         if isinstance(holder, dict) and isinstance(holder.get("number"), int):
             return full_name, int(holder["number"])
@@ -177,13 +178,9 @@ def _where(event: Event) -> tuple[str | None, int | None]:
 
 
 def _is_pull(event: Event) -> bool:
-    issue = _dict(event.payload.get("issue"))
+    issue = as_dict(event.payload.get("issue"))
     return "pull_request" in event.payload or bool(issue.get("pull_request"))
 
 
 def _is_review_comment(event: Event) -> bool:
     return event.name == "pull_request_review_comment" and event.action == "created"
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}

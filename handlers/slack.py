@@ -21,6 +21,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from gateway.types import Envelope
 from handlers import services, slack_reply
 from handlers.agent import Event, Run
+from handlers.payload import as_dict
 from handlers.platform import PlatformHooks, run_event
 from handlers.session import build_key
 from handlers.slack_format import command_of
@@ -35,7 +36,7 @@ def session_key(envelope: Envelope) -> str:
     team = meta.get("team_id") or payload.get("team_id") or "-"
     kind = meta.get("kind")
     if kind == "event":
-        event = _dict(payload.get("event"))
+        event = as_dict(payload.get("event"))
         thread = event.get("thread_ts") or event.get("ts") or event.get("event_ts") or envelope["delivery_id"]
         return build_key(PLATFORM, team, event.get("channel") or "-", thread)
     if kind == "interactive":
@@ -50,27 +51,21 @@ def to_event(envelope: Envelope) -> Event:
     """The fields the agent uses, from any of Slack's three body shapes."""
     payload, kind = envelope["payload"], envelope["meta"].get("kind")
     if kind == "event":
-        inner = _dict(payload.get("event"))
+        inner = as_dict(payload.get("event"))
         actor, text, channel = inner.get("user"), inner.get("text"), inner.get("channel")
     elif kind == "interactive":
-        actor, channel = _dict(payload.get("user")).get("id"), _interaction_thread(payload)[0]
+        actor, channel = as_dict(payload.get("user")).get("id"), _interaction_thread(payload)[0]
         actions = payload.get("actions") or [{}]
-        text = _dict(actions[0]).get("value") if isinstance(actions, list) else None
+        text = as_dict(actions[0]).get("value") if isinstance(actions, list) else None
     else:
         actor, text, channel = payload.get("user_id"), payload.get("text"), payload.get("channel_id")
-    return Event(
-        platform=PLATFORM,
-        delivery_id=envelope["delivery_id"],
-        name=envelope["event"],
-        action=envelope["action"],
-        received_at=envelope["received_at"],
+    return Event.from_envelope(
+        envelope,
         session_key=session_key(envelope),
         actor=f"<@{actor}>" if actor else None,
         subject=f"channel {channel}" if channel else None,
         title=envelope["action"] if kind == "command" else None,
         text=text,
-        payload=payload,
-        meta=envelope["meta"],
     )
 
 
@@ -78,10 +73,10 @@ def is_ignored(event: Event) -> bool:
     """Bot messages (including our own), edits and deletions never start a run."""
     if event.meta.get("kind") != "event":
         return False
-    inner = _dict(event.payload.get("event"))
+    inner = as_dict(event.payload.get("event"))
     if inner.get("bot_id") or inner.get("subtype") in _IGNORED_SUBTYPES:
         return True
-    bots = {a.get("user_id") for a in event.payload.get("authorizations") or [] if _dict(a).get("is_bot")}
+    bots = {a.get("user_id") for a in event.payload.get("authorizations") or [] if as_dict(a).get("is_bot")}
     return inner.get("type") == "message" and inner.get("user") in bots
 
 
@@ -108,14 +103,10 @@ def queue_status() -> dict[str, int]:
 
 
 def _interaction_thread(payload: dict[str, Any]) -> tuple[str | None, str | None]:
-    container, message = _dict(payload.get("container")), _dict(payload.get("message"))
-    channel = container.get("channel_id") or _dict(payload.get("channel")).get("id")
+    container, message = as_dict(payload.get("container")), as_dict(payload.get("message"))
+    channel = container.get("channel_id") or as_dict(payload.get("channel")).get("id")
     thread = message.get("thread_ts") or container.get("thread_ts") or container.get("message_ts")
     return channel, thread or message.get("ts")
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 HOOKS = PlatformHooks(

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from handlers import clients, services
 from handlers.agent import Event, Reply, Run
 from handlers.errors import PermanentError
+from handlers.payload import as_dict
 from handlers.platform import log_delivery, log_timeout, reply_marker
 from handlers.retry import describe
 from handlers.slack_format import clip, to_mrkdwn
@@ -51,14 +52,14 @@ def target_of(event: Event) -> Target | None:
     """The place to answer ``event``, or ``None`` when it gets no message."""
     payload, kind = event.payload, event.meta.get("kind")
     if kind == "event" and event.name in ("app_mention", "message.im"):
-        inner = _dict(payload.get("event"))
+        inner = as_dict(payload.get("event"))
         return Target(inner.get("channel"), inner.get("thread_ts") or inner.get("ts"))
     if kind == "command":
         header = f"<@{payload.get('user_id')}> `{payload.get('command', '')} {payload.get('text', '')}`"
         return Target(payload.get("channel_id"), None, payload.get("response_url"), header.strip() + "\n")
     if kind == "interactive" and payload.get("type") == "block_actions":
-        container, message = _dict(payload.get("container")), _dict(payload.get("message"))
-        channel = container.get("channel_id") or _dict(payload.get("channel")).get("id")
+        container, message = as_dict(payload.get("container")), as_dict(payload.get("message"))
+        channel = container.get("channel_id") or as_dict(payload.get("channel")).get("id")
         thread = message.get("thread_ts") or container.get("message_ts") or message.get("ts")
         return Target(channel, thread, payload.get("response_url"))
     return None
@@ -169,8 +170,8 @@ async def _find_posted(target: Target, run: Run) -> str | None:
         run.log.info("could not look for an earlier placeholder", extra={"fields": {"error": describe(exc)}})
         return None
     for message in response.get("messages") or []:
-        metadata = _dict(_dict(message).get("metadata"))
-        payload = _dict(metadata.get("event_payload"))
+        metadata = as_dict(as_dict(message).get("metadata"))
+        payload = as_dict(metadata.get("event_payload"))
         if metadata.get("event_type") == METADATA_TYPE and payload.get("delivery") == run.job_id:
             return str(message["ts"])
     return None
@@ -191,7 +192,3 @@ def _enabled() -> bool:
 def _late(run: Run) -> float:
     # The answer may still be posted in the runtime's margin after the agent's deadline.
     return run.deadline + 20.0
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}

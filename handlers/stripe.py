@@ -37,19 +37,13 @@ def to_event(envelope: Envelope) -> Event:
     subject = (
         f"customer {customer}" if customer else f"{obj.get('object') or 'object'} {_object_id(envelope)}"
     )
-    return Event(
-        platform=PLATFORM,
-        delivery_id=envelope["delivery_id"],
-        name=envelope["event"],
-        action=envelope["action"],
-        received_at=envelope["received_at"],
+    return Event.from_envelope(
+        envelope,
         session_key=session_key(envelope),
         actor=envelope["meta"].get("account"),
         subject=subject,
         title=None,
         text=_details(obj),
-        payload=payload,
-        meta=envelope["meta"],
     )
 
 

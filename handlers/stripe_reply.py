@@ -24,6 +24,7 @@ from typing import Any
 from handlers import clients, services
 from handlers.agent import Event, Reply, Run
 from handlers.errors import PermanentError
+from handlers.payload import as_dict
 from handlers.platform import log_delivery, reply_marker
 from handlers.retry import describe
 from handlers.slack_format import clip, to_mrkdwn
@@ -61,7 +62,7 @@ async def enrich(event: Event, run: Run) -> Event:
     try:
         if event.meta.get("kind") == "thin":
             facts["event"] = await _get(f"/v2/core/events/{event.delivery_id}", event, run)
-            url = _dict(facts["event"].get("related_object")).get("url")
+            url = as_dict(facts["event"].get("related_object")).get("url")
             if url:
                 facts["object"] = await _get(str(url), event, run)
         elif (path := object_path(_snapshot(event))) is not None:
@@ -76,7 +77,7 @@ async def deliver(event: Event, reply: Reply, run: Run) -> None:
     if not is_configured():
         return await log_delivery(event, reply, run)
     # Only objects read successfully before the run: a deleted or unknown one cannot take metadata.
-    path = object_path(_dict(event.facts.get("object")))
+    path = object_path(as_dict(event.facts.get("object")))
     if path is not None:
         await _annotate(path, event, reply, run)
     else:
@@ -145,8 +146,4 @@ def _options(event: Event) -> dict[str, Any]:
 
 
 def _snapshot(event: Event) -> dict[str, Any]:
-    return _dict(_dict(event.payload.get("data")).get("object"))
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+    return as_dict(as_dict(event.payload.get("data")).get("object"))

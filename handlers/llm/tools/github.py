@@ -13,6 +13,7 @@ from handlers import clients
 from handlers.agent import Event
 from handlers.github_auth import GitHubCredentials
 from handlers.llm.tools import Arguments, Tool, ToolError, cap, integer_argument, schema, to_json
+from handlers.payload import as_dict
 
 MAX_COMMENTS = 30
 MAX_FILES = 100
@@ -31,11 +32,11 @@ class _Scope:
 
     def __init__(self, event: Event, settings: Settings) -> None:
         payload = event.payload
-        self.repo = str(_dict(payload.get("repository")).get("full_name") or "")
-        self.installation = _dict(payload.get("installation")).get("id")
-        item = _dict(payload.get("pull_request")) or _dict(payload.get("issue"))
+        self.repo = str(as_dict(payload.get("repository")).get("full_name") or "")
+        self.installation = as_dict(payload.get("installation")).get("id")
+        item = as_dict(payload.get("pull_request")) or as_dict(payload.get("issue"))
         self.number = item.get("number") if isinstance(item.get("number"), int) else payload.get("number")
-        self.head_sha = _dict(_dict(payload.get("pull_request")).get("head")).get("sha")
+        self.head_sha = as_dict(as_dict(payload.get("pull_request")).get("head")).get("sha")
         self.settings = settings
 
     async def run(self, read: Callable[[Any], str], deadline: float) -> str:
@@ -158,7 +159,3 @@ def _file(repo: Any, path: str, ref: str | None) -> str:
         return raw.decode()
     except UnicodeDecodeError:
         return f"(binary file, {len(raw)} bytes)"
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
