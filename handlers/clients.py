@@ -25,7 +25,7 @@ from slack_sdk.webhook import WebhookClient
 
 from gateway.config import Settings
 from handlers.errors import HandlerError, PermanentError, TransientError
-from handlers.retry import RetryPolicy
+from handlers.retry import RetryPolicy, retry_after_header
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ def respond(url: str, body: dict[str, Any]) -> None:
     response = WebhookClient(url, timeout=SDK_TIMEOUT_SECONDS, retry_handlers=[]).send_dict(body)
     status = response.status_code
     if status == 429 or status >= 500:
-        raise TransientError(f"Slack response_url {status}", retry_after=_seconds(response.headers))
+        raise TransientError(f"Slack response_url {status}", retry_after=retry_after_header(response.headers))
     if status >= 400:
         raise PermanentError(f"Slack refused the response_url post: {status} {response.body[:100]}")
 
@@ -169,7 +169,9 @@ def _from_slack(exc: SlackApiError) -> HandlerError:
     response = exc.response
     code = str(response.get("error", "")) if response.data else ""
     if response.status_code == 429 or response.status_code >= 500 or code in _SLACK_TRANSIENT:
-        return TransientError(f"Slack {code or response.status_code}", retry_after=_seconds(response.headers))
+        return TransientError(
+            f"Slack {code or response.status_code}", retry_after=retry_after_header(response.headers)
+        )
     return PermanentError(f"Slack refused the call: {code or response.status_code}")
 
 
@@ -177,7 +179,8 @@ def _from_stripe(exc: stripe.StripeError) -> HandlerError:
     status = exc.http_status or 0
     if isinstance(exc, (stripe.RateLimitError, stripe.APIConnectionError)) or status == 429 or status >= 500:
         return TransientError(
-            f"Stripe {type(exc).__name__} ({status or 'no answer'})", retry_after=_seconds(exc.headers)
+            f"Stripe {type(exc).__name__} ({status or 'no answer'})",
+            retry_after=retry_after_header(exc.headers),
         )
     return PermanentError(
         f"Stripe {type(exc).__name__} ({status}): {exc.user_message or exc.code or ''}".rstrip(": ")
@@ -189,23 +192,10 @@ def _from_status(service: str, status: int, headers: dict[str, Any], message: st
         headers.get("x-ratelimit-remaining") == "0" or "rate limit" in message.lower()
     )
     if status == 429 or status >= 500 or rate_limited:
-        return TransientError(f"{service} {status}: {message}", retry_after=_seconds(headers))
+        return TransientError(f"{service} {status}: {message}", retry_after=retry_after_header(headers))
     return PermanentError(f"{service} {status}: {message}")
 
 
 def _github_message(exc: github.GithubException) -> str:
     data = exc.data
     return str(data.get("message", "")) if isinstance(data, dict) else ""
-
-
-def _seconds(headers: Any) -> float | None:
-    """``Retry-After`` as seconds (case-insensitive lookup; HTTP dates are not used by these APIs)."""
-    if not headers:
-        return None
-    for name, value in dict(headers).items():
-        if str(name).lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except (TypeError, ValueError):
-                return None
-    return None

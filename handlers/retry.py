@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -74,11 +75,21 @@ def retry_after(error: BaseException | None) -> float | None:
     if isinstance(error, TransientError):
         return error.retry_after
     if isinstance(error, httpx.HTTPStatusError):
-        value = error.response.headers.get("retry-after", "")
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            return None  # an HTTP date: rare for APIs; fall back to our own backoff
+        return retry_after_header(error.response.headers)
+    return None
+
+
+def retry_after_header(headers: Any) -> float | None:
+    """A ``Retry-After`` header in seconds, from any headers mapping (names in any case).
+
+    ``None`` when absent, or an HTTP date (rare for APIs): the policy's own backoff applies.
+    """
+    for name, value in dict(headers or {}).items():
+        if str(name).lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                return None
     return None
 
 

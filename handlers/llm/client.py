@@ -26,7 +26,7 @@ import httpx
 from handlers.errors import PermanentError, TransientError
 from handlers.llm.breaker import CircuitBreaker, breaker_for
 from handlers.llm.completion import MAX_STREAM_CHUNKS, Completion, StreamAssembler, UnusableAnswer, from_json
-from handlers.retry import RetryPolicy
+from handlers.retry import RetryPolicy, retry_after_header
 
 logger = logging.getLogger("handlers.llm")
 
@@ -174,7 +174,7 @@ async def _raise_for_status(response: httpx.Response) -> None:
         return
     detail = await _error_detail(response)
     if status in (408, 409, 429) or status >= 500:
-        raise TransientError(f"model server HTTP {status}", retry_after=_retry_after(response))
+        raise TransientError(f"model server HTTP {status}", retry_after=retry_after_header(response.headers))
     if status in (401, 403):
         raise PermanentError(f"the model server refused the credentials (HTTP {status}): check LLM_API_KEY")
     if status == 404:
@@ -219,10 +219,3 @@ def _parse_json(raw: bytes) -> Completion:
         return from_json(json.loads(raw))
     except ValueError:
         raise UnusableAnswer("the answer is not valid JSON") from None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("retry-after", "")))
-    except ValueError:
-        return None  # absent, or an HTTP date: the policy's own backoff applies
