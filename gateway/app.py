@@ -74,6 +74,9 @@ class _Gateway:
         self.settings = settings
         self.clock = clock
         self.platforms = {name: PLATFORMS[name] for name in settings.enabled_platforms}
+        # Resolved once: the request path only looks them up.
+        self._secrets = {name: settings.signing_secrets(name) for name in self.platforms}
+        self._caps = {name: settings.max_body(name) for name in self.platforms}
         self._enqueuer: Enqueuer | None = None
 
     @asynccontextmanager
@@ -113,10 +116,10 @@ class _Gateway:
         platform = self.platforms.get(name)
         if platform is None:
             raise UnknownPlatform(name[:40])
-        body = await _read_body(receive, headers, self.settings.max_body(name))
+        body = await _read_body(receive, headers, self._caps[name])
         probe = platform.probe(body, headers)
         if probe is None:
-            platform.verify(body, headers, secrets=self.settings.signing_secrets(name), now=self.clock())
+            platform.verify(body, headers, secrets=self._secrets[name], now=self.clock())
         result = probe or platform.parse(body, headers)
         if isinstance(result, Handshake):
             log["event"] = result.event

@@ -160,12 +160,7 @@ class Settings:
     @property
     def enabled_platforms(self) -> tuple[str, ...]:
         """Names of the platforms whose signing secret is set, in route order."""
-        secrets = {
-            "slack": self.slack.signing_secrets,
-            "github": self.github.webhook_secrets,
-            "stripe": self.stripe.webhook_secrets,
-        }
-        return tuple(name for name, values in secrets.items() if values)
+        return tuple(name for name in ("slack", "github", "stripe") if self.signing_secrets(name))
 
     def signing_secrets(self, platform: str) -> tuple[str, ...]:
         """The accepted signing secrets of ``platform`` (empty when it is off)."""
