@@ -8,6 +8,8 @@ queued, so handler tests get exactly the envelope a worker would.
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.recorded import Recording, load
 from gateway.types import Envelope
+from tests.handlers.support import WorkerProcess
 from tests.support.signing import sign
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -105,3 +108,15 @@ def ingress(redis_url: str) -> Iterator[Ingress]:
     with TestClient(create_app(Settings.from_environ(environ), clock=lambda: now)) as client:
         yield Ingress(client, connection, now)
     connection.close()
+
+
+def kill_once_held(worker: WorkerProcess, held: threading.Event, *, timeout: float = 20) -> None:
+    """SIGKILL ``worker`` as soon as the fake API starts holding one of its calls, and reap it.
+
+    The held call has been applied by the fake, so the worker dies after its post landed but
+    before it could record that: the crash point a rerun must recover from.
+    """
+    with worker:
+        assert held.wait(timeout), "the worker never made the held call"
+        worker.signal(signal.SIGKILL)
+        worker.wait()

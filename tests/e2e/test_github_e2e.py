@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from tests.e2e.holding import HoldingGitHubFake
-from tests.e2e.support import APP_ID, APP_KEY, APP_PEM, FILES, Ingress, ingress, recording
+from tests.e2e.support import APP_ID, APP_KEY, APP_PEM, FILES, Ingress, ingress, kill_once_held, recording
 from tests.handlers.support import FAST, WorkerProcess, job_status, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -63,10 +62,7 @@ def test_worker_killed_after_commenting_before_the_marker(
     """The comment exists but its id was never stored: the rerun finds its hidden marker."""
     github_api.hold("POST", "/repos/*/issues/1/comments", seconds=10)
     _deliver(gateway, "issues.opened")
-    with _worker(redis_url, _token_env(github_api)) as doomed:
-        assert github_api.held.wait(20)
-        doomed.signal(signal.SIGKILL)
-        doomed.wait()
+    kill_once_held(_worker(redis_url, _token_env(github_api)), github_api.held)
     with _worker(redis_url, _token_env(github_api)):
         wait_until(lambda: job_status(redis_client, ISSUE_JOB) == "finished", timeout=30)
     assert len(github_api.comments(REPO, 1)) == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +9,7 @@ import pytest
 import redis
 
 from tests.e2e.holding import HoldingSlackFake
-from tests.e2e.support import Ingress, ingress, recording
+from tests.e2e.support import Ingress, ingress, kill_once_held, recording
 from tests.handlers.support import FAST, WorkerProcess, job_status, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -70,10 +69,7 @@ def test_worker_killed_between_the_post_and_the_marker(
     """The placeholder landed but its ts was never stored: the rerun finds it by its metadata."""
     slack.hold("POST", "/chat.postMessage", seconds=10)
     _deliver_mention(gateway)
-    with _worker(redis_url, slack) as doomed:
-        assert slack.held.wait(20)
-        doomed.signal(signal.SIGKILL)
-        doomed.wait()
+    kill_once_held(_worker(redis_url, slack), slack.held)
     with _worker(redis_url, slack):
         wait_until(lambda: _finished(redis_client), timeout=30)
     (answer,) = _answers(slack)
@@ -88,10 +84,7 @@ def test_worker_killed_after_the_answer_was_posted(
     """Slack applied the final edit; the worker died before recording it: still one answer."""
     slack.hold("POST", "/chat.update", contains="I understood", seconds=10)
     _deliver_mention(gateway)
-    with _worker(redis_url, slack) as doomed:
-        assert slack.held.wait(20)
-        doomed.signal(signal.SIGKILL)
-        doomed.wait()
+    kill_once_held(_worker(redis_url, slack), slack.held)
     with _worker(redis_url, slack):
         wait_until(lambda: _finished(redis_client), timeout=30)
     (answer,) = _answers(slack)
