@@ -52,7 +52,12 @@ class Services:
 
 def current() -> Services:
     """The services for the settings in the environment right now."""
-    return _services(Settings.from_environ())
+    return of(Settings.from_environ())
+
+
+def of(settings: Settings) -> Services:
+    """The services built from ``settings``, shared by every run of this process that uses them."""
+    return _services(settings)
 
 
 @functools.lru_cache(maxsize=8)

@@ -4,14 +4,12 @@ file's contents at a ref — all in the event's own repository, with the event's
 from __future__ import annotations
 
 import base64
-import functools
 from collections.abc import Callable
 from typing import Any
 
 from gateway.config import Settings
-from handlers import clients
+from handlers import clients, services
 from handlers.agent import Event
-from handlers.github_auth import GitHubCredentials
 from handlers.llm.tools import Arguments, Tool, ToolError, cap, integer_argument, schema, to_json
 from handlers.payload import as_dict
 
@@ -19,12 +17,6 @@ MAX_COMMENTS = 30
 MAX_FILES = 100
 PATCH_LIMIT = 3000  # characters of one file's diff, so one huge file cannot crowd out the rest
 _NUMBER = {"number": {"type": "integer", "description": "issue or pull request number; default: the event's"}}
-
-
-@functools.cache
-def _credentials(settings: Settings) -> GitHubCredentials:
-    # One per settings: a GitHub App's installation tokens are cached inside it.
-    return GitHubCredentials(settings)
 
 
 class _Scope:
@@ -43,8 +35,8 @@ class _Scope:
         """Run ``read(repository)`` in a thread with the installation's token; return capped text."""
 
         def work() -> str:
-            token = _credentials(self.settings).token_for(self.installation)
-            repository = clients.github_client(self.settings, token).get_repo(self.repo)
+            # The process's shared client and installation-token cache, as the replies use.
+            repository = services.of(self.settings).github(self.installation).get_repo(self.repo)
             return read(repository)
 
         return cap(await clients.call(work, deadline=deadline))

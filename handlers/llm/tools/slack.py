@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.config import Settings
-from handlers import clients
+from handlers import clients, services
 from handlers.agent import Event
 from handlers.llm.tools import Arguments, Tool, cap, integer_argument, schema
 
@@ -22,7 +22,7 @@ def build(event: Event, settings: Settings) -> list[Tool]:
 
     async def thread_history(arguments: Arguments, deadline: float) -> str:
         limit = integer_argument(arguments, "limit", 50, low=1, high=MAX_MESSAGES)
-        client = clients.slack_client(settings)
+        client = services.of(settings).slack
         response = await clients.call(
             client.conversations_replies, channel=channel, ts=thread, limit=limit, deadline=deadline
         )

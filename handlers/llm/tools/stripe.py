@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.config import Settings
-from handlers import clients
+from handlers import clients, services
 from handlers.agent import Event
 from handlers.llm.tools import Arguments, Tool, ToolError, cap, integer_argument, schema, to_json
 
@@ -72,7 +72,7 @@ class _Scope:
         self.settings = settings
 
     async def read(self, fetch: Callable[[Any, dict[str, Any]], Any], deadline: float) -> Any:
-        client = clients.stripe_client(self.settings)
+        client = services.of(self.settings).stripe
         options = {"stripe_account": self.account} if self.account else {}
         return await clients.call(fetch, client.v1, options, deadline=deadline)
 
