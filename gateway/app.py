@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from gateway import logs
 from gateway.config import Settings
 from gateway.dedupe import MAX_DELIVERY_ID_BYTES, to_job_id
 from gateway.errors import (
@@ -227,4 +228,4 @@ def _write_log(log: dict[str, Any], *, outcome: str, status: int, reason: str | 
     if reason is not None:
         fields["reason"] = reason
     level = logging.INFO if status < 400 else logging.ERROR if status >= 500 else logging.WARNING
-    logger.log(level, "delivery %s", outcome, extra={"fields": fields})
+    logs.log_fields(logger, level, f"delivery {outcome}", fields)

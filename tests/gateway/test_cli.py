@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -59,8 +60,9 @@ def test_serve_refuses_to_start_with_no_platform_configured() -> None:
     assert result.returncode == 2 and "SLACK_SIGNING_SECRET" in result.stderr
 
 
-@pytest.fixture
-def served(redis_url: str) -> Iterator[str]:
+@contextmanager
+def _serving(redis_url: str, stderr: list[str]) -> Iterator[str]:
+    """Run ``gateway serve`` until the block ends, then SIGTERM it and put its stderr in ``stderr``."""
     port = free_port()
     env = _environ(REDIS_URL=redis_url, SLACK_SIGNING_SECRET=SECRET)
     command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
@@ -71,10 +73,17 @@ def served(redis_url: str) -> Iterator[str]:
         yield base
     finally:
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=15)
+        _, err = process.communicate(timeout=15)
+        stderr.append(err)
         # uvicorn re-raises the signal once its shutdown is complete.
-        assert process.returncode in (0, -signal.SIGTERM), stderr
-        assert "Application shutdown complete" in stderr
+        assert process.returncode in (0, -signal.SIGTERM), err
+        assert "Application shutdown complete" in err
+
+
+@pytest.fixture
+def served(redis_url: str) -> Iterator[str]:
+    with _serving(redis_url, []) as base:
+        yield base
 
 
 def _wait_healthy(base: str, process: subprocess.Popen[str]) -> None:
@@ -103,3 +112,19 @@ def test_served_gateway_turns_fifty_concurrent_copies_into_one_job(served: str, 
     assert statuses == [200] * 50
     client = redis.Redis.from_url(redis_url)
     assert client.lrange("rq:queue:gateway", 0, -1) == [b"slack-EvServe1"]
+
+
+def test_every_delivery_line_is_on_stderr_when_serve_stops_on_sigterm(redis_url: str) -> None:
+    """Delivery lines wait for the end of their loop tick: none may be missing after a stop."""
+    stderr: list[str] = []
+    with _serving(redis_url, stderr) as base:
+        for number in range(20):
+            body = json.dumps(
+                {"type": "event_callback", "event_id": f"EvStop{number}", "event": {"type": "app_mention"}}
+            ).encode()
+            headers = {"content-type": "application/json", **slack_headers(SECRET, body, int(time.time()))}
+            assert httpx.post(f"{base}/webhooks/slack", content=body, headers=headers, timeout=10).is_success
+    lines = [json.loads(line) for line in stderr[0].splitlines()]
+    deliveries = [line["delivery_id"] for line in lines if line["logger"] == "gateway.delivery"]
+    assert deliveries == [f"EvStop{number}" for number in range(20)]
+    assert lines[-1]["message"].startswith("Finished server process")
