@@ -13,10 +13,9 @@ import pytest
 import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
+from gateway.app import GatewayApp, create_app
 from gateway.config import Settings
 from gateway.logs import JSONFormatter
 from tests.support.redis_server import RedisServer
@@ -119,6 +118,27 @@ def test_unknown_platform_is_404(client: TestClient) -> None:
     assert client.post("/webhooks/gitlab", content=b"{}").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/webhooks/slack", 405), ("POST", "/webhooks/", 404), ("POST", "/webhooks/slack/x", 404)],
+)
+def test_other_requests_near_the_webhook_route_are_routed_by_starlette(
+    client: TestClient, redis_url: str, method: str, path: str, status: int
+) -> None:
+    body = _mention()
+    assert client.request(method, path, content=body, headers=_signed(body)).status_code == status
+    assert _jobs(redis_url) == []
+
+
+def test_webhook_under_a_root_path_is_verified_and_queued_through_starlette(redis_url: str) -> None:
+    app = create_app(_settings(redis_url), clock=lambda: NOW)
+    with TestClient(app, root_path="/gateway") as client:
+        forged = client.post("/webhooks/slack", content=_mention(), headers=_signed(b"other"))
+        genuine = client.post("/webhooks/slack", content=_mention(), headers=_signed(_mention()))
+    assert (forged.status_code, genuine.status_code) == (401, 200)
+    assert _jobs(redis_url) == ["slack-Ev0001"]
+
+
 def test_platform_without_a_secret_is_404(client: TestClient) -> None:
     body = b'{"action": "opened"}'
     headers = {"x-github-event": "issues", "x-github-delivery": "d1", **github_headers("x", body)}
@@ -185,8 +205,8 @@ def test_redis_refusing_writes_is_503_and_leaves_no_claim(
 
 
 @asynccontextmanager
-async def _running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
+async def _running(app: GatewayApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.lifespan():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield client
