@@ -41,7 +41,8 @@ def claim_key(job_id: str) -> str:
 #   ARGV[1] claim TTL in seconds, ARGV[2] claim value, ARGV[3] created/enqueued timestamp,
 #   ARGV[4] count n of shared field/value strings, ARGV[5 .. 4+n] those strings,
 #   then per delivery: job id, job data, job description
-# Returns one integer per delivery: 1 queued, 0 already claimed.
+# Returns a string with one character per delivery: "1" queued, "0" already claimed (one bulk
+# reply is far cheaper for the client to read than a list of integers).
 CLAIM_AND_ENQUEUE = """
 local ttl = tonumber(ARGV[1])
 local shared_end = 4 + tonumber(ARGV[4])
@@ -53,14 +54,14 @@ for i = 1, (#KEYS - 2) / 2 do
     redis.call('HSET', KEYS[2 + 2 * i], 'data', ARGV[arg + 2], 'description', ARGV[arg + 3],
       'created_at', ARGV[3], 'enqueued_at', ARGV[3], unpack(ARGV, 5, shared_end))
     redis.call('RPUSH', KEYS[1], ARGV[arg + 1])
-    results[i] = 1
+    results[i] = '1'
     queued = queued + 1
   else
-    results[i] = 0
+    results[i] = '0'
   end
 end
 if queued > 0 then
   redis.call('SADD', KEYS[2], KEYS[1])
 end
-return results
+return table.concat(results)
 """

@@ -45,6 +45,7 @@ JOB_TIMEOUT_MARGIN = 60
 REDIS_TIMEOUT = 2.0
 MAX_BATCH = 256
 MAX_FLUSHES_IN_FLIGHT = 4
+_QUEUED = ord("1")
 
 
 # Job hash fields written per delivery; every other field comes from the template.
@@ -161,9 +162,9 @@ class Enqueuer:
                 if not item.future.done():
                     item.future.set_exception(error)
             return
-        for item, result in zip(batch, results, strict=True):
+        for item, result in zip(batch, results, strict=True):  # one byte each, b"1" if queued
             if not item.future.done():
-                item.future.set_result(result == 1)
+                item.future.set_result(result == _QUEUED)
 
     async def queue_length(self) -> int:
         """How many jobs wait in the queue; raises ``QueueUnavailable`` when Redis is down."""
