@@ -479,7 +479,9 @@ def section(bench: Bench, *, when: str, others: float) -> str:
 Signed Slack `app_mention` deliveries (~1.2 KB, every `event_id` unique, timestamps fresh) sent to
 `POST /webhooks/slack` on `gateway serve` (verify, claim and queue an RQ job, one JSON log line to a file)
 and, in the same run, to `bench/bare_app.py`, which only reads the body and answers 200: the ceiling.
-Both are one uvicorn process on 127.0.0.1 with uvloop, httptools and no access log. Load generator,
+Both are one uvicorn process on 127.0.0.1 with uvloop, httptools, no access log and the garbage
+collector settings of `gateway serve` (startup heap frozen, youngest generation collected every
+10,000 allocations; `bench/bare_app.py` applies them too). Load generator,
 server and Redis share the machine, unpinned. Redis: a throwaway `redis-server`, default settings
 except no RDB snapshots and `appendonly no` (so "queued" means in Redis memory), flushed after each run.
 

@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def _tune_garbage_collector() -> None:
+def tune_garbage_collector() -> None:
     """Make the collector cheaper for the ack path, which allocates much and makes few cycles.
 
     Everything loaded so far (modules, the app) lives as long as the process: ``gc.freeze``
@@ -153,7 +153,7 @@ def serve_command(args: argparse.Namespace) -> int:
         )
     logs.configure(settings.log_level)
     app = create_app(settings)
-    _tune_garbage_collector()
+    tune_garbage_collector()
     uvicorn.run(
         app,
         host=args.host,
