@@ -12,7 +12,9 @@ Each ``handlers.<platform>`` module builds a ``PlatformHooks`` and its job funct
 5. the agent runs; its progress goes to ``on_progress(event, text, run)`` through a throttled
    ``ProgressRelay`` (at most one call per ``progress_interval``, latest wins);
 6. ``deliver(event, reply, run)`` posts the reply once; then the delivery is marked answered.
-   On timeout ``on_timeout(event, partial, run)`` is called instead.
+   On timeout ``on_timeout(event, partial, run)`` is called instead; when enrichment or the
+   agent fails for good (the runtime will not retry it), ``on_failure(event, run)`` is, so
+   nobody waits on a "working on it" that will never change.
 
 Under a stock ``rq worker`` (no gateway runtime around the job) ``run_event`` still works: it
 builds a standalone context from the settings, with the deadline but without cancellation.
@@ -35,10 +37,11 @@ from gateway.config import Settings
 from gateway.types import Envelope
 from handlers import runs, services, session
 from handlers.agent import Event, Reply, Run, Turn, load_agent
-from handlers.errors import RunTimedOut
+from handlers.errors import RunCancelled, RunTimedOut
 from handlers.logs import bind
 from handlers.progress import ProgressRelay
 from handlers.replies import ReplyMarker
+from handlers.retry import describe
 from handlers.runtime.context import RunContext, current, execute_agent
 
 logger = logging.getLogger("handlers.platform")
@@ -54,6 +57,10 @@ async def no_enrich(event: Event, run: Run) -> Event:
     return event
 
 
+async def no_failure_notice(event: Event, run: Run) -> None:
+    """The ``on_failure`` hook of platforms that showed nothing while the run went on."""
+
+
 @dataclass(frozen=True)
 class PlatformHooks:
     """The per-platform functions the shared run logic calls; see the module docstring."""
@@ -66,6 +73,7 @@ class PlatformHooks:
     on_timeout: Callable[[Event, tuple[str, ...], Run], Awaitable[None]]
     begin: Callable[[Event, Run], Awaitable[None]] = no_begin
     enrich: Callable[[Event, Run], Awaitable[Event]] = no_enrich
+    on_failure: Callable[[Event, Run], Awaitable[None]] = no_failure_notice
     progress_interval: float = 0.0
 
 
@@ -89,8 +97,15 @@ async def run_event(hooks: PlatformHooks, envelope: Envelope) -> dict[str, Any]:
         _commit(context, event, earlier)
         return {"status": "succeeded", "reply": earlier.text, "already_delivered": True}
     await hooks.begin(event, run)
-    event = await hooks.enrich(event, run)
-    reply = await _run_agent(hooks, context, event)
+    try:
+        event = await hooks.enrich(event, run)
+        reply = await _run_agent(hooks, context, event)
+    except (RunTimedOut, RunCancelled):
+        raise
+    except Exception as error:
+        if not context.will_retry(error):
+            await _notify_failure(hooks, event, run)
+        raise
     await hooks.deliver(event, reply, run)
     await marker.mark_answered(reply)
     _commit(context, event, reply)
@@ -121,6 +136,14 @@ async def _run_agent(hooks: PlatformHooks, context: RunContext, event: Event) ->
         raise
     finally:
         await relay.close()
+
+
+async def _notify_failure(hooks: PlatformHooks, event: Event, run: Run) -> None:
+    """Tell the platform the run failed for good; a failure to tell never hides the run's own."""
+    try:
+        await hooks.on_failure(event, run)
+    except Exception as exc:  # noqa: BLE001 - the run's error is what gets recorded and raised
+        run.log.warning("could not report the failure", extra={"fields": {"error": describe(exc)}})
 
 
 def _commit(context: RunContext, event: Event, reply: Reply) -> None:

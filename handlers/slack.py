@@ -116,6 +116,7 @@ HOOKS = PlatformHooks(
     deliver=slack_reply.deliver,
     on_progress=slack_reply.on_progress,
     on_timeout=slack_reply.on_timeout,
+    on_failure=slack_reply.on_failure,
     begin=slack_reply.begin,
     enrich=enrich,
     progress_interval=slack_reply.PROGRESS_INTERVAL,

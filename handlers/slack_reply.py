@@ -31,6 +31,10 @@ from handlers.retry import describe
 from handlers.slack_format import clip, to_mrkdwn
 
 PLACEHOLDER = ":hourglass_flowing_sand: Working on it…"
+FAILED = (
+    ":x: Sorry, this failed and will not be retried."
+    " An operator can look it up: `gateway runs show {job_id}`."
+)
 METADATA_TYPE = "gateway_reply"
 # chat.update is Tier 3 (~50/min per workspace): at most one progress edit per message per 1.5 s.
 PROGRESS_INTERVAL = 1.5
@@ -119,6 +123,28 @@ async def on_timeout(event: Event, partial: tuple[str, ...], run: Run) -> None:
         return
     last = f" Last step: {partial[-1]}" if partial else ""
     await _answer(target, f":warning: Sorry, this took too long and was stopped.{last}", run)
+
+
+async def on_failure(event: Event, run: Run) -> None:
+    """Replace the placeholder with a note that the run failed and will not be retried.
+
+    Only a placeholder is edited: a ``response_url`` answer would count as the reply, and an
+    operator's ``gateway failed retry`` must still be able to post the real one. The reason
+    stays in the run record, for the operator: it may name internals the channel should not see.
+    """
+    if not _enabled():
+        return
+    record = await reply_marker(run).load()
+    if not record.get("slack_ts"):
+        return
+    header = target.header if (target := target_of(event)) else ""
+    await clients.call(
+        services.current().slack.chat_update,
+        channel=record["slack_channel"],
+        ts=record["slack_ts"],
+        text=to_mrkdwn(f"{header}{FAILED.format(job_id=run.job_id)}"),
+        deadline=_late(run),
+    )
 
 
 async def _answer(target: Target, text: str, run: Run, *, blocks: Any = None) -> None:

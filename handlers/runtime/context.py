@@ -45,6 +45,9 @@ class RunContext:
     forward_progress: Callable[[str], Awaitable[None]] | None = None
     standalone: redis.Redis | None = None
     """Set only when a stock ``rq worker`` runs the job: the run then saves its own results."""
+    will_retry: Callable[[BaseException], bool] = lambda error: False  # noqa: E731 - a plain default
+    """Whether the runtime will run the job again after it fails with ``error`` (the retry
+    policy's decision). A stock ``rq worker`` retries nothing."""
 
     def stop(self, reason: StopReason) -> None:
         """Ask the run to stop (first reason wins); the agent sees ``run.cancelled`` at once."""

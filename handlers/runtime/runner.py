@@ -175,6 +175,7 @@ class Runner:
             run=run,
             budget=self._deadline,
             agent_executor=self._agent_executor,
+            will_retry=lambda error: self._retry.decide(error, retries_so_far=claim.retries).retry,
         )
 
     def _record_progress(self, job_id: str, text: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from tests.e2e.holding import HoldingSlackFake
-from tests.e2e.support import Ingress, ingress, kill_once_held, recording
+from tests.e2e.support import Ingress, ingress, kill_once_held, recording, with_json
 from tests.handlers.support import FAST, WorkerProcess, job_status, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -105,3 +105,38 @@ def test_429_and_500_answers_are_survived(
     assert "I understood" in answer["text"]
     statuses = [call.status for call in slack.calls("POST", "/chat.postMessage")]
     assert statuses == [429, 500, 200]
+
+
+def _deliver_scripted_mention(gateway: Ingress, script: dict[str, Any]) -> None:
+    """The mention, with a script for tests.agents:scripted (the worker's agent in these tests)."""
+    rec = recording("slack", "app_mention")
+    assert gateway.post_recording(rec, body=with_json(rec.body, test=script)) == 200
+
+
+def _scripted_worker(redis_url: str, slack: HoldingSlackFake) -> WorkerProcess:
+    env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.base_url}
+    return WorkerProcess(redis_url, *FAST, *RETRY_FAST, "--burst", env=env)
+
+
+def test_a_run_that_fails_for_good_says_so_in_place_of_the_placeholder(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    _deliver_scripted_mention(gateway, {"permanent": "the model refused"})
+    with _scripted_worker(redis_url, slack) as worker:
+        assert worker.wait(timeout=60) == 0
+    assert job_status(redis_client, JOB) == "failed"
+    (note,) = _answers(slack)
+    assert note["text"].startswith(":x: Sorry, this failed") and JOB in note["text"]
+
+
+def test_a_failure_that_is_retried_never_shows_the_failure_note(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    _deliver_scripted_mention(gateway, {"transient": 1})
+    with _scripted_worker(redis_url, slack) as worker:
+        assert worker.wait(timeout=60) == 0
+    assert _finished(redis_client)
+    (answer,) = _answers(slack)
+    assert answer["text"].startswith("done ")
+    edits = [call.body.get("text", "") for call in slack.calls("POST", "/chat.update")]
+    assert edits and not any("Sorry, this failed" in text for text in edits)

@@ -82,6 +82,24 @@ def test_a_rerun_after_success_posts_nothing_and_skips_the_agent(
     assert redis_client.ttl(keys.reply(JOB)) >= 3 * 24 * 3600 - 5
 
 
+def test_a_permanent_failure_replaces_the_placeholder_with_a_failure_note(
+    slack: SlackFake, gateway: Ingress
+) -> None:
+    with pytest.raises(PermanentError):
+        asyncio.run(handle(_mention(gateway, test={"permanent": "secret internals"})))
+    (note,) = _thread(slack)
+    assert note["text"].startswith(":x: Sorry, this failed") and f"gateway runs show {JOB}" in note["text"]
+    assert "secret internals" not in note["text"], "the reason is for the run record, not the channel"
+
+
+def test_a_failure_note_that_cannot_be_posted_does_not_hide_the_runs_error(
+    slack: SlackFake, gateway: Ingress
+) -> None:
+    slack.fail_next("POST", "/chat.update", 200, body={"ok": False, "error": "message_not_found"})
+    with pytest.raises(PermanentError, match="agent broke"):
+        asyncio.run(handle(_mention(gateway, test={"permanent": "agent broke"})))
+
+
 def test_a_rerun_after_a_failed_attempt_edits_the_same_placeholder(
     slack: SlackFake, gateway: Ingress
 ) -> None:
@@ -89,7 +107,6 @@ def test_a_rerun_after_a_failed_attempt_edits_the_same_placeholder(
     with pytest.raises(PermanentError):
         asyncio.run(handle(failing))
     (placeholder,) = _thread(slack)
-    assert "Working on it" in placeholder["text"]
     fixed: Envelope = {**failing, "payload": {**failing["payload"], "test": {}}}
     asyncio.run(handle(fixed))
     (answer,) = _thread(slack)
