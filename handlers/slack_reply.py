@@ -90,17 +90,8 @@ async def begin(event: Event, run: Run) -> None:
 
 async def on_progress(event: Event, text: str, run: Run) -> None:
     """Edit the placeholder to show ``text`` (one try: the relay throttles and drops)."""
-    record = await reply_marker(run).load()
-    if not record.get("slack_ts"):
-        return
-    header = target.header if (target := target_of(event)) else ""
-    await clients.call(
-        services.current().slack.chat_update,
-        channel=record["slack_channel"],
-        ts=record["slack_ts"],
-        text=clip(f"{header}:hourglass_flowing_sand: {to_mrkdwn(text)}", 3000),
-        policy=clients.NO_RETRY,
-    )
+    progress = clip(f":hourglass_flowing_sand: {to_mrkdwn(text)}", 3000)
+    await _edit_placeholder(event, progress, run, policy=clients.NO_RETRY)
 
 
 async def deliver(event: Event, reply: Reply, run: Run) -> None:
@@ -132,8 +123,12 @@ async def on_failure(event: Event, run: Run) -> None:
     operator's ``gateway failed retry`` must still be able to post the real one. The reason
     stays in the run record, for the operator: it may name internals the channel should not see.
     """
-    if not _enabled():
-        return
+    if _enabled():
+        await _edit_placeholder(event, to_mrkdwn(FAILED.format(job_id=run.job_id)), run, deadline=_late(run))
+
+
+async def _edit_placeholder(event: Event, text: str, run: Run, **call_options: Any) -> None:
+    """Show ``text`` (mrkdwn) in this delivery's placeholder, if one was posted."""
     record = await reply_marker(run).load()
     if not record.get("slack_ts"):
         return
@@ -142,8 +137,8 @@ async def on_failure(event: Event, run: Run) -> None:
         services.current().slack.chat_update,
         channel=record["slack_channel"],
         ts=record["slack_ts"],
-        text=to_mrkdwn(f"{header}{FAILED.format(job_id=run.job_id)}"),
-        deadline=_late(run),
+        text=header + text,
+        **call_options,
     )
 
 
