@@ -90,8 +90,9 @@ async def begin(event: Event, run: Run) -> None:
 
 async def on_progress(event: Event, text: str, run: Run) -> None:
     """Edit the placeholder to show ``text`` (one try: the relay throttles and drops)."""
-    progress = clip(f":hourglass_flowing_sand: {to_mrkdwn(text)}", 3000)
-    await _edit_placeholder(event, progress, run, policy=clients.NO_RETRY)
+    await _edit_placeholder(
+        event, f":hourglass_flowing_sand: {to_mrkdwn(text)}", run, policy=clients.NO_RETRY
+    )
 
 
 async def deliver(event: Event, reply: Reply, run: Run) -> None:
@@ -128,7 +129,8 @@ async def on_failure(event: Event, run: Run) -> None:
 
 
 async def _edit_placeholder(event: Event, text: str, run: Run, **call_options: Any) -> None:
-    """Show ``text`` (mrkdwn) in this delivery's placeholder, if one was posted."""
+    """Show ``text`` (mrkdwn) after the command header in this delivery's placeholder, if one was
+    posted; the whole edit is clipped to 3,000 characters."""
     record = await reply_marker(run).load()
     if not record.get("slack_ts"):
         return
@@ -137,7 +139,7 @@ async def _edit_placeholder(event: Event, text: str, run: Run, **call_options: A
         services.current().slack.chat_update,
         channel=record["slack_channel"],
         ts=record["slack_ts"],
-        text=header + text,
+        text=clip(header + text, 3000),
         **call_options,
     )
 
