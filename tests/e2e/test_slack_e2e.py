@@ -17,6 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 CHANNEL, THREAD = "C0001", "1795345212.000100"
 JOB = "slack-Ev0001AM0001"
 RETRY_FAST = ["--retry-base", "0.2", "--retry-cap", "1"]
+SCRIPTED = "tests.agents:scripted"
 
 
 @pytest.fixture
@@ -33,18 +34,20 @@ def gateway(redis_url: str) -> Iterator[Ingress]:
         yield app
 
 
-def _worker(redis_url: str, slack: HoldingSlackFake, *args: str) -> WorkerProcess:
+def _worker(redis_url: str, slack: HoldingSlackFake, *args: str, agent: str = "triage") -> WorkerProcess:
     env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.base_url}
-    return WorkerProcess(redis_url, *FAST, *RETRY_FAST, *args, agent="triage", env=env)
+    return WorkerProcess(redis_url, *FAST, *RETRY_FAST, *args, agent=agent, env=env)
 
 
 def _answers(slack: HoldingSlackFake) -> list[dict[str, Any]]:
     return [m for m in slack.thread(CHANNEL, THREAD) if m.get("bot_id")]
 
 
-def _deliver_mention(gateway: Ingress, times: int = 1) -> None:
+def _deliver_mention(gateway: Ingress, times: int = 1, *, script: dict[str, Any] | None = None) -> None:
+    """The recorded mention; ``script`` (for tests.agents:scripted) is added to its body."""
     rec = recording("slack", "app_mention")
-    assert [gateway.post_recording(rec) for _ in range(times)] == [200] * times
+    body = rec.body if script is None else with_json(rec.body, test=script)
+    assert [gateway.post_recording(rec, body=body) for _ in range(times)] == [200] * times
 
 
 def _finished(connection: redis.Redis) -> bool:
@@ -107,22 +110,11 @@ def test_429_and_500_answers_are_survived(
     assert statuses == [429, 500, 200]
 
 
-def _deliver_scripted_mention(gateway: Ingress, script: dict[str, Any]) -> None:
-    """The mention, with a script for tests.agents:scripted (the worker's agent in these tests)."""
-    rec = recording("slack", "app_mention")
-    assert gateway.post_recording(rec, body=with_json(rec.body, test=script)) == 200
-
-
-def _scripted_worker(redis_url: str, slack: HoldingSlackFake) -> WorkerProcess:
-    env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.base_url}
-    return WorkerProcess(redis_url, *FAST, *RETRY_FAST, "--burst", env=env)
-
-
 def test_a_run_that_fails_for_good_says_so_in_place_of_the_placeholder(
     redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
 ) -> None:
-    _deliver_scripted_mention(gateway, {"permanent": "the model refused"})
-    with _scripted_worker(redis_url, slack) as worker:
+    _deliver_mention(gateway, script={"permanent": "the model refused"})
+    with _worker(redis_url, slack, "--burst", agent=SCRIPTED) as worker:
         assert worker.wait(timeout=60) == 0
     assert job_status(redis_client, JOB) == "failed"
     (note,) = _answers(slack)
@@ -132,8 +124,8 @@ def test_a_run_that_fails_for_good_says_so_in_place_of_the_placeholder(
 def test_a_failure_that_is_retried_never_shows_the_failure_note(
     redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
 ) -> None:
-    _deliver_scripted_mention(gateway, {"transient": 1})
-    with _scripted_worker(redis_url, slack) as worker:
+    _deliver_mention(gateway, script={"transient": 1})
+    with _worker(redis_url, slack, "--burst", agent=SCRIPTED) as worker:
         assert worker.wait(timeout=60) == 0
     assert _finished(redis_client)
     (answer,) = _answers(slack)
