@@ -27,7 +27,6 @@ from starlette.types import Receive, Scope, Send
 
 from gateway import logs
 from gateway.config import Settings
-from gateway.dedupe import MAX_DELIVERY_ID_BYTES, to_job_id
 from gateway.errors import (
     BodyTooLarge,
     GatewayError,
@@ -37,7 +36,7 @@ from gateway.errors import (
     UnknownPlatform,
 )
 from gateway.platforms import PLATFORMS
-from gateway.queue import Enqueuer
+from gateway.queue import MAX_DELIVERY_ID_BYTES, Enqueuer, to_job_id
 from gateway.types import Clock, Delivery, Envelope, Handshake, Platform
 
 logger = logging.getLogger("gateway.delivery")
@@ -53,6 +52,9 @@ _ERRORS: list[tuple[type[GatewayError], int, str]] = [
     (MalformedPayload, 400, "malformed payload"),
     (QueueUnavailable, 503, "temporarily unavailable, retry later"),
 ]
+
+
+__all__ = ["GatewayApp", "create_app"]
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> GatewayApp:
@@ -143,7 +145,7 @@ class _Gateway:
         """``POST /webhooks/<name>``: verify, claim and queue one delivery, then answer."""
         started = time.perf_counter()
         headers = _headers(scope)
-        log = _start_log(name, headers, started)
+        log: dict[str, Any] = {"platform": name[:40], "_started": started}
         try:
             status, body = await self._handle(name, receive, headers, log)
         except GatewayError as exc:
@@ -156,6 +158,7 @@ class _Gateway:
         platform = self.platforms.get(name)
         if platform is None:
             raise UnknownPlatform(name[:40])
+        log.update(platform.log_fields(headers))
         body = await _read_body(receive, headers, self._caps[name])
         probe = platform.probe(body, headers)
         if probe is None:
@@ -250,14 +253,6 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
         headers.append((b"content-type", b"application/json"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _start_log(platform: str, headers: dict[str, str], started: float) -> dict[str, Any]:
-    log: dict[str, Any] = {"platform": platform[:40], "_started": started}
-    retry_num = headers.get("x-slack-retry-num")
-    if retry_num is not None:
-        log.update(retry_num=retry_num[:8], retry_reason=headers.get("x-slack-retry-reason", "")[:40])
-    return log
 
 
 def _write_log(log: dict[str, Any], *, outcome: str, status: int, reason: str | None = None) -> None:

@@ -3,8 +3,9 @@
 Exit codes scripts can rely on: 0 success, 1 a runtime failure (Redis unreachable, a command
 failed), 2 a usage or configuration error (the message names the variable).
 
-Worker-side commands (``worker``, ``failed``, ``runs``) live in ``handlers.cli`` and are
-reached by dotted path, so the web process never imports the worker side or any platform SDK.
+Worker-side commands (``worker``, ``failed``, ``runs``, and ``check``, which validates the
+worker's settings too) live in ``handlers.cli`` and are reached by dotted path, so the web
+process never imports the worker side or any platform SDK.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import gc
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-
-import redis
+from typing import Any
 
 from gateway import __version__
-from gateway.config import Settings, redacted
+from gateway.config import Settings
 from gateway.errors import ConfigError
+from gateway.manifest import MANIFESTS
+from gateway.platforms import PLATFORMS
+
+__all__ = ["main", "serve_command", "tune_garbage_collector", "worker_side"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 GC_YOUNGEST_THRESHOLD = 10_000
@@ -29,6 +33,7 @@ _WORKER_COMMANDS = {
     "worker": ("handlers.cli:worker_main", "run queued events: gateway worker [--concurrency N] [--burst]"),
     "failed": ("handlers.cli:failed_main", "inspect and retry failed runs: gateway failed list|show|retry"),
     "runs": ("handlers.cli:runs_main", "show or cancel a run: gateway runs show|cancel ID"),
+    "check": ("handlers.cli:check_main", "validate settings and Redis reachability, secrets redacted"),
 }
 
 
@@ -78,8 +83,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--port", type=int, default=8000, help="port the web app listens on (default 8000)")
     dev.set_defaults(command=_dev_command)
-    check = commands.add_parser("check", help="validate settings and Redis reachability, secrets redacted")
-    check.set_defaults(command=check_command)
     _add_replay(commands)
     _add_manifest(commands)
     for name, (_, help_text) in _WORKER_COMMANDS.items():
@@ -103,9 +106,7 @@ def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--repeat", type=_positive, default=1, metavar="N", help="send each delivery N times (dedupe)"
     )
     replay.add_argument("--new-ids", action="store_true", help="give each recording a fresh delivery id")
-    replay.add_argument(
-        "--platform", choices=("slack", "github", "stripe"), help="platform of plain JSON payloads"
-    )
+    replay.add_argument("--platform", choices=tuple(PLATFORMS), help="platform of plain JSON payloads")
     replay.add_argument("--event", help="X-GitHub-Event of plain GitHub payloads")
     replay.add_argument(
         "--dev-secrets", action="store_true", help="sign with gateway dev's values where no secret is set"
@@ -120,7 +121,7 @@ def _add_manifest(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Print an app manifest whose webhook URLs point at PUBLIC_URL/webhooks/<platform>; "
         "how to use it is printed to stderr.",
     )
-    manifest.add_argument("platform", choices=("slack", "github"))
+    manifest.add_argument("platform", choices=tuple(MANIFESTS))
     manifest.add_argument("--url", required=True, metavar="PUBLIC_URL", help="the gateway's public https URL")
     manifest.add_argument("--name", default="Agent Gateway", help="app name (default: Agent Gateway)")
     manifest.add_argument(
@@ -166,24 +167,6 @@ def serve_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def check_command(args: argparse.Namespace) -> int:
-    """Print the effective settings (secrets redacted) and whether Redis answers."""
-    settings = Settings.from_environ()
-    width = max(len(name) for name in redacted(settings))
-    for name, value in redacted(settings).items():
-        print(f"{name:<{width}}  {value}")
-    platforms = ", ".join(settings.enabled_platforms) or "none (set a signing secret to turn one on)"
-    print(f"\nplatforms on: {platforms}")
-    try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        client.ping()
-    except redis.RedisError as exc:
-        print(f"redis: unreachable ({type(exc).__name__})")
-        return EXIT_FAILURE
-    print("redis: ok")
-    return EXIT_OK
-
-
 def _dev_command(args: argparse.Namespace) -> int:
     from gateway.dev import dev_command
 
@@ -202,15 +185,28 @@ def _manifest_command(args: argparse.Namespace) -> int:
     return manifest_command(args)
 
 
-def _dispatch(target: str, argv: list[str]) -> int:
+def worker_side(target: str) -> Callable[..., Any]:
+    """The worker-side function ``target`` (``module:function``), imported only now, by dotted path.
+
+    Raises ``ConfigError`` when the worker side is not installed.
+    """
     module_name, _, function_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        print(f"error: the worker side is not installed ({exc})", file=sys.stderr)
+        raise ConfigError("GATEWAY_AGENT", f"the worker side is not installed ({exc})") from None
+    entry: Callable[..., Any] = getattr(module, function_name)
+    return entry
+
+
+def _dispatch(target: str, argv: list[str]) -> int:
+    try:
+        entry = worker_side(target)
+    except ConfigError as exc:
+        print(f"error: {exc.problem}", file=sys.stderr)
         return EXIT_USAGE
-    entry: Callable[[list[str]], int] = getattr(module, function_name)
-    return entry(argv)
+    code: int = entry(argv)
+    return code
 
 
 if __name__ == "__main__":

@@ -27,22 +27,19 @@ from pathlib import Path
 
 import redis
 
-from gateway.config import Settings, redacted
-from gateway.errors import ConfigError
+from gateway.cli import worker_side
+from gateway.config import Settings, redact_url
+from gateway.errors import ConfigError, StackFailed, StartAborted
+from gateway.platforms import PLATFORMS
 
-DEV_SECRETS = {
-    "SLACK_SIGNING_SECRET": "dev-slack-signing-secret",
-    "GITHUB_WEBHOOK_SECRET": "dev-github-webhook-secret",
-    "STRIPE_WEBHOOK_SECRET": "whsec_dev_stripe_webhook_secret",
-}
+__all__ = ["DEV_SECRETS", "DevStack", "dev_command"]
+
+DEV_SECRETS = {platform.secret_variable: platform.dev_secret for platform in PLATFORMS.values()}
+"""The public signing secrets used for platforms whose secret is unset: never use them in production."""
 STOP_GRACE_SECONDS = 15.0
 # The worker's drain on SIGTERM; short, so Ctrl-C does not wait out a long agent run.
 WORKER_GRACE_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 30.0
-
-
-class StartAborted(Exception):
-    """Ctrl-C or SIGTERM arrived while the stack was still starting."""
 
 
 class DevStack:
@@ -57,19 +54,21 @@ class DevStack:
         self._redis_dir: str | None = None
 
     def prepare(self) -> Settings:
-        """Fill in development secrets and check the settings; raises ``ConfigError``."""
+        """Fill in development secrets and check the web and worker settings; raises ``ConfigError``."""
         for name, value in DEV_SECRETS.items():
             if not self.environ.get(name):
                 self.environ[name] = value
                 _say(f"{name} is not set: using the development value {value!r} (never use it in production)")
-        return Settings.from_environ(self.environ)
+        settings = Settings.from_environ(self.environ)
+        worker_side("handlers.config:check_environ")(self.environ)
+        return settings
 
     def start(self) -> None:
         """Start Redis (unless ``REDIS_URL`` is set), the web app and a worker; wait until healthy."""
         started = time.monotonic()
         self._check_port_free()
         if self.environ.get("REDIS_URL"):
-            _say(f"using REDIS_URL={redacted(Settings.from_environ(self.environ))['REDIS_URL']}")
+            _say(f"using REDIS_URL={redact_url(self.environ['REDIS_URL'].strip())}")
         else:
             self.environ["REDIS_URL"] = self._start_redis()
         gateway = [sys.executable, "-m", "gateway.cli"]
@@ -85,7 +84,7 @@ class DevStack:
             try:
                 sock.bind((self.host, self.port))
             except OSError as exc:
-                raise RuntimeError(
+                raise StackFailed(
                     f"{self.host}:{self.port} is not available ({exc.strerror}): pass --port"
                 ) from None
 
@@ -125,7 +124,7 @@ class DevStack:
             else:
                 _say(f"redis-server answers on 127.0.0.1:{port} (data in {self._redis_dir})")
                 return
-        raise RuntimeError(
+        raise StackFailed(
             f"redis-server did not answer on 127.0.0.1:{port} within {START_TIMEOUT_SECONDS:g}s"
         )
 
@@ -141,7 +140,7 @@ class DevStack:
                         return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"the web app did not answer {url} within {START_TIMEOUT_SECONDS:g}s")
+        raise StackFailed(f"the web app did not answer {url} within {START_TIMEOUT_SECONDS:g}s")
 
     def _check_starting(self) -> None:
         if self.stop_requested:
@@ -149,10 +148,10 @@ class DevStack:
         self.check_alive()
 
     def check_alive(self) -> None:
-        """Raise ``RuntimeError`` naming the first child that has exited."""
+        """Raise ``StackFailed`` naming the first child that has exited."""
         for name, process in self.processes.items():
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with status {process.returncode}")
+                raise StackFailed(f"{name} exited with status {process.returncode}")
 
     def stop(self) -> None:
         """SIGTERM the web app and the worker, then Redis; SIGKILL what outlives the grace or a 2nd Ctrl-C."""
@@ -183,7 +182,7 @@ class DevStack:
         """The webhook URLs to register and how to stop."""
         base = f"http://{_local(self.host)}:{self.port}"
         lines = ["", "gateway dev is running. Webhook URLs to register (behind your public tunnel or proxy):"]
-        lines += [f"  {platform:<7} {base}/webhooks/{platform}" for platform in ("slack", "github", "stripe")]
+        lines += [f"  {platform:<7} {base}/webhooks/{platform}" for platform in PLATFORMS]
         lines += [f"  health  {base}/health"]
         lines += [
             f"Try it: gateway replay fixtures/slack/app_mention.body --url {base} --new-ids --dev-secrets"
@@ -214,7 +213,7 @@ def dev_command(args: argparse.Namespace) -> int:
         return 0
     except StartAborted:
         return 0
-    except RuntimeError as exc:
+    except StackFailed as exc:
         _say(f"error: {exc}")
         return 1
     finally:

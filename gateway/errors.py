@@ -8,10 +8,28 @@ GatewayError
 │   ├── InvalidSignature     missing/bad signature headers, no secret matches
 │   └── StaleTimestamp       timestamp outside the tolerance window (either way)
 ├── MalformedPayload         400: signature fine, body unusable (bad JSON, missing ids)
-└── QueueUnavailable         503: could not claim and queue durably; nothing was claimed
+├── QueueUnavailable         503: could not claim and queue durably; nothing was claimed
+├── UsageError               a command's arguments or inputs cannot be used (exit 2)
+├── StackFailed              ``gateway dev``: a child died or could not start (exit 1)
+└── StartAborted             ``gateway dev``: Ctrl-C or SIGTERM arrived while the stack was starting
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "BodyTooLarge",
+    "ConfigError",
+    "GatewayError",
+    "InvalidSignature",
+    "MalformedPayload",
+    "QueueUnavailable",
+    "StackFailed",
+    "StaleTimestamp",
+    "StartAborted",
+    "Unauthenticated",
+    "UnknownPlatform",
+    "UsageError",
+]
 
 
 class GatewayError(Exception):
@@ -96,3 +114,29 @@ class QueueUnavailable(GatewayError):
 
     def __str__(self) -> str:
         return f"could not queue durably: {self.cause}"
+
+
+class UsageError(GatewayError):
+    """A command-line argument, path or payload that cannot be used; the message says which and why."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+class StackFailed(GatewayError):
+    """``gateway dev``: a child process exited, did not become ready, or its port is taken."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+class StartAborted(GatewayError):
+    """``gateway dev``: a stop was requested while the stack was still starting."""

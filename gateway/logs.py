@@ -23,6 +23,8 @@ from typing import Any, TextIO
 
 import orjson
 
+__all__ = ["MAX_BATCHED_LINES", "configure", "JSONFormatter", "JSONLinesHandler", "log_fields", "render"]
+
 # A tick that logs more than this many lines writes them without waiting for its end.
 MAX_BATCHED_LINES = 512
 

@@ -12,15 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SIGNATURE_HEADERS = frozenset(
-    {
-        "x-slack-signature",
-        "x-slack-request-timestamp",
-        "x-hub-signature",
-        "x-hub-signature-256",
-        "stripe-signature",
-    }
-)
+from gateway.platforms import PLATFORMS
+
+__all__ = ["SIGNATURE_HEADERS", "Recording", "discover", "load"]
+
+SIGNATURE_HEADERS = frozenset(name for platform in PLATFORMS.values() for name in platform.signature_headers)
+"""Every platform's signature header names, lower-case: never stored in a recording."""
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,8 @@ import argparse
 import dataclasses
 import json
 import os
-import secrets
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,29 +29,14 @@ from pathlib import Path
 import httpx
 
 from gateway.config import Settings
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, UsageError
 from gateway.platforms import PLATFORMS
 from gateway.recorded import SIGNATURE_HEADERS, Recording, load
-from gateway.signing import sign
-from gateway.types import Delivery
 
-SECRET_VARIABLES = {
-    "slack": "SLACK_SIGNING_SECRET",
-    "github": "GITHUB_WEBHOOK_SECRET",
-    "stripe": "STRIPE_WEBHOOK_SECRET",
-}
+__all__ = ["Answer", "collect", "renew_ids", "replay_command", "send", "signing_secrets"]
+
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-_PLAIN_CONTENT_TYPES = {
-    "slack": "application/json",
-    "github": "application/json",
-    "stripe": "application/json; charset=utf-8",
-}
 _DROPPED_HEADERS = SIGNATURE_HEADERS | {"content-length", "host"}
-_ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-
-class ReplayUsageError(Exception):
-    """A path, payload or option that cannot be replayed; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +61,7 @@ def replay_command(args: argparse.Namespace) -> int:
         if args.new_ids:
             recordings = [renew_ids(recording) for recording in recordings]
         keys = signing_secrets({r.platform for r in recordings}, dev=args.dev_secrets)
-    except ReplayUsageError as exc:
+    except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return _send_all(recordings, keys, base_url=base_url, repeat=args.repeat)
@@ -95,12 +78,12 @@ def collect(paths: Sequence[Path], *, platform: str | None, event: str | None) -
         if path.is_dir():
             bodies = sorted(path.rglob("*.body"))
             if not bodies:
-                raise ReplayUsageError(f"{path}: no *.body recordings in this folder")
+                raise UsageError(f"{path}: no *.body recordings in this folder")
             recordings += [_recorded(body, platform) for body in bodies]
         elif path.is_file():
             recordings.append(_from_file(path, platform=platform, event=event))
         else:
-            raise ReplayUsageError(f"{path}: no such file or folder")
+            raise UsageError(f"{path}: no such file or folder")
     return recordings
 
 
@@ -108,7 +91,7 @@ def _from_file(path: Path, *, platform: str | None, event: str | None) -> Record
     if path.name.endswith(".body"):
         return _recorded(path, platform)
     if path.name.endswith((".headers.json", ".expect.json")):
-        raise ReplayUsageError(f"{path}: a recording's companion file; give its .body")
+        raise UsageError(f"{path}: a recording's companion file; give its .body")
     return _plain(path, platform=platform, event=event)
 
 
@@ -116,70 +99,46 @@ def _recorded(path: Path, platform: str | None) -> Recording:
     try:
         recording = load(path)
     except (OSError, ValueError) as exc:
-        raise ReplayUsageError(f"{path}: cannot read the recording ({exc})") from None
+        raise UsageError(f"{path}: cannot read the recording ({exc})") from None
     if recording.platform in PLATFORMS:
         return recording
     if platform is None:
-        raise ReplayUsageError(f"{path}: not in a slack/, github/ or stripe/ folder; say --platform")
+        folders = ", ".join(f"{name}/" for name in PLATFORMS)
+        raise UsageError(f"{path}: not in a platform folder ({folders}); say --platform")
     return dataclasses.replace(recording, platform=platform)
 
 
 def _plain(path: Path, *, platform: str | None, event: str | None) -> Recording:
     """A plain JSON payload, given the headers its platform would send with it."""
     if platform is None:
-        raise ReplayUsageError(f"{path}: a plain payload needs --platform slack|github|stripe")
+        raise UsageError(f"{path}: a plain payload needs --platform {'|'.join(PLATFORMS)}")
     body = path.read_bytes()
     try:
         if not isinstance(json.loads(body), dict):
             raise ValueError("not a JSON object")
     except ValueError as exc:
-        raise ReplayUsageError(f"{path}: a plain payload must be a JSON object ({exc})") from None
-    headers = {"Content-Type": _PLAIN_CONTENT_TYPES[platform], "User-Agent": "gateway-replay"}
-    if platform == "github":
-        if not event:
-            raise ReplayUsageError(f"{path}: a plain GitHub payload needs --event (its X-GitHub-Event)")
-        headers |= {"X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4())}
+        raise UsageError(f"{path}: a plain payload must be a JSON object ({exc})") from None
+    try:
+        headers = PLATFORMS[platform].plain_headers(event=event)
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
     return Recording(platform=platform, name=path.stem, body=body, headers=headers, expect=None)
 
 
 def renew_ids(recording: Recording) -> Recording:
     """``recording`` with a fresh delivery id; handshakes and unparseable bodies are kept as they are.
 
-    The gateway's own parser finds the id; the body is changed by replacing that string with a
-    new one of the same alphabet (so JSON, form and URL-encoded JSON stay valid), and parsed again
-    to prove the id changed.
+    The platform makes the id and puts it where it belongs (a header, or the body, parsed again
+    to prove the id changed).
     """
-    if recording.platform == "github":
-        headers = {k: v for k, v in recording.headers.items() if k.lower() != "x-github-delivery"}
-        headers["X-GitHub-Delivery"] = str(uuid.uuid4())
-        return dataclasses.replace(recording, headers=headers)
-    old = _delivery_id(recording)
-    if old is None:
-        return recording
-    new = _fresh_id(old)
-    renewed = dataclasses.replace(recording, body=recording.body.replace(old.encode(), new.encode()))
-    if _delivery_id(renewed) != new:
-        raise ReplayUsageError(f"{recording.platform}/{recording.name}: could not rewrite delivery id {old}")
-    return renewed
-
-
-def _delivery_id(recording: Recording) -> str | None:
-    headers = {k.lower(): v for k, v in recording.headers.items()}
     try:
-        parsed = PLATFORMS[recording.platform].parse(recording.body, headers)
-    except GatewayError:
-        return None
-    return parsed.delivery_id if isinstance(parsed, Delivery) else None
-
-
-def _fresh_id(old: str) -> str:
-    """A random id shaped like ``old``: Slack ``Ev…`` and trigger ids, Stripe ``evt_…``."""
-    if old.startswith("evt_"):
-        return "evt_" + "".join(secrets.choice(_ALPHANUMERIC) for _ in range(24))
-    if old.startswith("Ev"):
-        return "Ev" + secrets.token_hex(6).upper()
-    # Slack trigger ids: digits, dots and hex, which read the same URL-encoded.
-    return f"{secrets.randbelow(10**10):010d}.{secrets.randbelow(10**9):09d}.{secrets.token_hex(10)}"
+        renewed = PLATFORMS[recording.platform].renew_delivery_id(recording.body, recording.headers)
+    except GatewayError as exc:
+        raise UsageError(f"{recording.platform}/{recording.name}: {exc}") from None
+    if renewed is None:
+        return recording
+    body, headers = renewed
+    return dataclasses.replace(recording, body=body, headers=headers)
 
 
 def signing_secrets(platforms: set[str], *, dev: bool) -> dict[str, str]:
@@ -188,26 +147,23 @@ def signing_secrets(platforms: set[str], *, dev: bool) -> dict[str, str]:
     With ``dev``, a platform without a secret uses ``gateway dev``'s development value.
     Raises ``ConfigError`` naming the variable when a platform has no secret.
     """
-    from gateway.dev import DEV_SECRETS
-
     settings = Settings.from_environ()
     keys: dict[str, str] = {}
-    for platform in sorted(platforms):
-        variable = SECRET_VARIABLES[platform]
-        configured = settings.signing_secrets(platform)
+    for name in sorted(platforms):
+        platform, configured = PLATFORMS[name], settings.signing_secrets(name)
         if configured:
-            keys[platform] = configured[0]
+            keys[name] = configured[0]
         elif dev:
-            keys[platform] = DEV_SECRETS[variable]
+            keys[name] = platform.dev_secret
         else:
-            raise ConfigError(variable, f"is not set: cannot sign the {platform} recordings")
+            raise ConfigError(platform.secret_variable, f"is not set: cannot sign the {name} recordings")
     return keys
 
 
 def send(client: httpx.Client, url: str, recording: Recording, *, secret: str) -> Answer:
     """Sign ``recording`` now and post it to ``url``; a transport error becomes an answer without status."""
     headers = {k: v for k, v in recording.headers.items() if k.lower() not in _DROPPED_HEADERS}
-    headers |= sign(recording.platform, secret, recording.body, timestamp=int(time.time()))
+    headers |= PLATFORMS[recording.platform].sign(secret, recording.body, timestamp=int(time.time()))
     started = time.monotonic()
     try:
         response = client.post(url, content=recording.body, headers=headers)
@@ -253,7 +209,7 @@ def _line(done: int, total: int, recording: Recording, answer: Answer, *, copy: 
 
 def _base_url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
-        raise ReplayUsageError(f"--url must be an http:// or https:// URL, got {url!r}")
+        raise UsageError(f"--url must be an http:// or https:// URL, got {url!r}")
     return url.rstrip("/")
 
 

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict
 
+__all__ = ["Clock", "Delivery", "Envelope", "Handshake", "Headers", "Manifest", "ManifestOptions", "Platform"]
+
 Clock = Callable[[], float]
 """Returns the current Unix time in seconds; injected so tests can pin the time."""
 
@@ -59,18 +61,81 @@ class Handshake:
     answer: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class ManifestOptions:
+    """What ``gateway manifest`` was asked for; each platform reads the options it has."""
+
+    name: str
+    command: str
+    form: bool
+    org: str | None
+
+
+class Manifest(Protocol):
+    """An app registration that points a platform at this gateway (``gateway manifest <platform>``)."""
+
+    def check(self, options: ManifestOptions) -> None:
+        """Raise ``UsageError`` for options the platform's manifest schema refuses."""
+
+    def render(self, base: str, options: ManifestOptions) -> str:
+        """The manifest (or the page that submits it), for stdout; ``base`` is the public URL."""
+
+    def instructions(self, base: str, options: ManifestOptions) -> str:
+        """How to register the app with it, for stderr."""
+
+
 class Platform(Protocol):
-    """What the app needs from each platform module (``gateway.platforms.<name>``)."""
+    """Everything the ingress knows about one platform (each module in ``gateway.platforms`` is one).
+
+    ``name`` is the registry key, route segment (``/webhooks/<name>``), job-id prefix and
+    fixtures folder. The shared plumbing (app, queue, logs, replay, CLI) asks these members
+    and never branches on the name.
+    """
 
     name: str
     job_path: str
     """Dotted path of the worker's job function, e.g. ``"handlers.slack.handle"``."""
+    secret_variable: str
+    """The setting holding the signing secret(s); the platform is on when it is set."""
+    max_body_variable: str
+    """The setting holding the body cap, in bytes."""
+    default_max_body: int
+    dev_secret: str
+    """The public signing secret ``gateway dev`` uses when ``secret_variable`` is unset."""
+    signature_headers: frozenset[str]
+    """Lower-case names of the platform's signature headers: never stored in a recording, made
+    afresh by ``sign`` when one is replayed."""
+
+    @property
+    def variables(self) -> Mapping[str, str]:
+        """The settings this platform's ingress reads, each with its one-line meaning."""
+
+    @property
+    def manifest(self) -> Manifest | None:
+        """The app registration ``gateway manifest`` prints, when the platform has one."""
 
     def verify(self, body: bytes, headers: Headers, *, secrets: tuple[str, ...], now: float) -> None:
         """Raise ``InvalidSignature`` or ``StaleTimestamp`` unless the request is genuine."""
+
+    def sign(self, secret: str, body: bytes, *, timestamp: int) -> dict[str, str]:
+        """The signature headers the platform would send with ``body`` at ``timestamp`` (replay)."""
 
     def probe(self, body: bytes, headers: Headers) -> Handshake | None:
         """Answer to an unsigned health probe (Slack ``ssl_check``), checked before ``verify``."""
 
     def parse(self, body: bytes, headers: Headers) -> Delivery | Handshake:
         """Parse a verified body; raise ``MalformedPayload`` when ids or structure are missing."""
+
+    def log_fields(self, headers: Headers) -> dict[str, Any]:
+        """What the delivery's log line shows of the platform's own headers (retry number, reason)."""
+
+    def renew_delivery_id(
+        self, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[bytes, dict[str, str]] | None:
+        """``body`` and ``headers`` with a fresh delivery id of the platform's shape (``replay
+        --new-ids``); ``None`` for handshakes and bodies without one."""
+
+    def plain_headers(self, *, event: str | None) -> dict[str, str]:
+        """The headers the platform sends with a plain JSON payload (``replay --platform``);
+        ``event`` names the event where the platform carries it in a header. Raises
+        ``UsageError`` when it is needed and missing."""

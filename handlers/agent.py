@@ -18,9 +18,14 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from handlers.errors import AgentLoadError, RunCancelled
+
+if TYPE_CHECKING:
+    from handlers.services import Services
+
+__all__ = ["BUILTIN_AGENTS", "Agent", "Event", "Reply", "Run", "Turn", "is_async_agent", "load_agent"]
 
 BUILTIN_AGENTS: dict[str, str] = {
     "triage": "handlers.agents.triage:agent",
@@ -90,9 +95,11 @@ class Reply:
 class Run:
     """The agent's view of its run. Thread-safe: a synchronous agent may use it from its thread.
 
-    ``progress(text)`` stores a progress message in the run record (a later issue forwards it
-    to the platform). ``cancelled`` turns true when the run is cancelled or its deadline passes;
-    async agents are also interrupted with ``asyncio.CancelledError``.
+    ``progress(text)`` stores a progress message in the run record and shows it on the
+    platform. ``cancelled`` turns true when the run is cancelled or its deadline passes; async
+    agents are also interrupted with ``asyncio.CancelledError``. ``services`` is the worker's
+    settings and shared clients (``handlers.services``), for agents that read a platform
+    themselves, as the ``llm`` agent's tools do.
     """
 
     def __init__(
@@ -105,6 +112,7 @@ class Run:
         deadline: float,
         log: logging.LoggerAdapter[logging.Logger],
         on_progress: Callable[[str], object],
+        services: Services,
     ) -> None:
         self.job_id = job_id
         self.delivery_id = delivery_id
@@ -113,6 +121,7 @@ class Run:
         self.deadline = deadline
         self.log = log
         self._on_progress = on_progress
+        self.services = services
         self._cancel = threading.Event()
         self._messages: list[str] = []
         self._lock = threading.Lock()

@@ -3,6 +3,7 @@
 - ``gateway worker [--concurrency N] [--burst] ...``  -> ``worker_main``
 - ``gateway failed list|show ID|retry ID...|--all``     -> ``failed_main``
 - ``gateway runs show ID|cancel ID``                    -> ``runs_main``
+- ``gateway check``                                     -> ``check_main``
 
 Exit codes: 0 ok, 1 runtime failure (Redis unreachable, unknown id), 2 usage or configuration
 error, printed as ``error: <VARIABLE>: <problem>``.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -22,27 +23,28 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from gateway import logs
-from gateway.config import Settings
 from gateway.errors import ConfigError
-from handlers import runs
+from handlers import registry
 from handlers.agent import load_agent
-from handlers.errors import AgentLoadError
+from handlers.config import WorkerSettings, redacted
+from handlers.errors import AgentLoadError, UsageError
 from handlers.retry import RetryPolicy
-from handlers.runtime.commands import cancel_run
-from handlers.runtime.worker import Worker, WorkerOptions
+from handlers.runtime import Worker, WorkerOptions, cancel_run
+from handlers.services import Services
+from handlers.state import runs
+
+__all__ = ["check_main", "failed_main", "main", "runs_main", "worker_main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
-
-class _Usage(Exception):
-    """A usage or configuration problem; the message is printed after ``error:``."""
+Action = Callable[[argparse.Namespace, WorkerSettings, redis.Redis], int]
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m handlers worker|failed|runs ...``."""
-    commands = {"worker": worker_main, "failed": failed_main, "runs": runs_main}
+    """``python -m handlers worker|failed|runs|check ...``."""
+    commands = {"worker": worker_main, "failed": failed_main, "runs": runs_main, "check": check_main}
     if not argv or argv[0] not in commands:
-        print("usage: python -m handlers {worker,failed,runs} ...", file=sys.stderr)
+        print(f"usage: python -m handlers {{{','.join(commands)}}} ...", file=sys.stderr)
         return EXIT_USAGE
     return commands[argv[0]](list(argv[1:]))
 
@@ -50,20 +52,18 @@ def main(argv: Sequence[str]) -> int:
 def worker_main(argv: list[str]) -> int:
     """``gateway worker``: check settings and the agent, then run jobs until stopped."""
     try:
-        args = _parse(_worker_parser(), argv)
-        settings = Settings.from_environ()
+        args = _worker_parser().parse_args(argv)
+        settings = WorkerSettings.from_environ()
         options = _worker_options(args, settings)
         agent = load_agent(settings.agent)
-    except ConfigError as exc:
-        return _error(str(exc), EXIT_USAGE)
     except AgentLoadError as exc:
         return _error(f"GATEWAY_AGENT: {exc}", EXIT_USAGE)
-    except _Usage as exc:
+    except (ConfigError, UsageError) as exc:
         return _error(str(exc), EXIT_USAGE)
-    logs.configure(settings.log_level)
-    if (problem := _redis_problem(settings.redis_url)) is not None:
-        return _error(problem, EXIT_FAILURE)
-    return Worker(settings.redis_url, agent, options).run()
+    logs.configure(settings.base.log_level)
+    if (problem := _unreachable(settings.redis_url)) is not None:
+        return _error(f"REDIS_URL: cannot reach Redis: {problem}", EXIT_FAILURE)
+    return Worker(Services(settings), agent, options, session_key=registry.session_key).run()
 
 
 def failed_main(argv: list[str]) -> int:
@@ -76,21 +76,7 @@ def failed_main(argv: list[str]) -> int:
     retry = sub.add_parser("retry", help="requeue failed jobs")
     retry.add_argument("job_ids", nargs="*")
     retry.add_argument("--all", action="store_true", help="requeue every failed job")
-    try:
-        args = _parse(parser, argv)
-        settings = Settings.from_environ()
-    except (ConfigError, _Usage) as exc:
-        return _error(str(exc), EXIT_USAGE)
-    connection = redis.Redis.from_url(settings.redis_url)
-    registry = FailedJobRegistry(settings.queue_name, connection=connection, serializer=JSONSerializer)
-    try:
-        if args.action == "list":
-            return _failed_list(registry, args.limit)
-        if args.action == "show":
-            return _failed_show(connection, registry, args.job_id)
-        return _failed_retry(registry, args.job_ids, every=args.all)
-    except redis.RedisError as exc:
-        return _error(f"REDIS_URL: {type(exc).__name__}: {exc}", EXIT_FAILURE)
+    return _command(parser, argv, _failed)
 
 
 def runs_main(argv: list[str]) -> int:
@@ -99,12 +85,55 @@ def runs_main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("show", help="the run record as JSON").add_argument("job_id")
     sub.add_parser("cancel", help="cancel the run; it is not retried").add_argument("job_id")
+    return _command(parser, argv, _runs)
+
+
+def check_main(argv: list[str]) -> int:
+    """``gateway check``: the effective settings (secrets redacted), the platforms on, Redis reachability."""
+    parser = argparse.ArgumentParser(
+        prog="gateway check", description="Validate settings and Redis reachability, secrets redacted."
+    )
     try:
-        args = _parse(parser, argv)
-        settings = Settings.from_environ()
-    except (ConfigError, _Usage) as exc:
+        parser.parse_args(argv)
+        settings = WorkerSettings.from_environ()
+    except ConfigError as exc:
         return _error(str(exc), EXIT_USAGE)
-    connection = redis.Redis.from_url(settings.redis_url)
+    view = redacted(settings)
+    width = max(len(name) for name in view)
+    for name, value in view.items():
+        print(f"{name:<{width}}  {value}")
+    platforms = ", ".join(settings.base.enabled_platforms) or "none (set a signing secret to turn one on)"
+    print(f"\nplatforms on: {platforms}")
+    if (problem := _unreachable(settings.redis_url)) is not None:
+        print(f"redis: unreachable ({problem})")
+        return EXIT_FAILURE
+    print("redis: ok")
+    return EXIT_OK
+
+
+def _command(parser: argparse.ArgumentParser, argv: list[str], action: Action) -> int:
+    """Parse ``argv``, read the settings and run ``action`` against Redis, with our exit codes."""
+    try:
+        args = parser.parse_args(argv)
+        settings = WorkerSettings.from_environ()
+    except (ConfigError, UsageError) as exc:
+        return _error(str(exc), EXIT_USAGE)
+    try:
+        return action(args, settings, redis.Redis.from_url(settings.redis_url))
+    except redis.RedisError as exc:
+        return _error(f"REDIS_URL: {type(exc).__name__}: {exc}", EXIT_FAILURE)
+
+
+def _failed(args: argparse.Namespace, settings: WorkerSettings, connection: redis.Redis) -> int:
+    failed = FailedJobRegistry(settings.queue_name, connection=connection, serializer=JSONSerializer)
+    if args.action == "list":
+        return _failed_list(failed, args.limit)
+    if args.action == "show":
+        return _failed_show(connection, failed, args.job_id)
+    return _failed_retry(failed, args.job_ids, every=args.all)
+
+
+def _runs(args: argparse.Namespace, settings: WorkerSettings, connection: redis.Redis) -> int:
     try:
         if args.action == "show":
             record = runs.get_run(connection, args.job_id)
@@ -112,12 +141,11 @@ def runs_main(argv: list[str]) -> int:
                 return _error(f"no run {args.job_id}", EXIT_FAILURE)
             print(json.dumps(record, indent=2, ensure_ascii=False))
             return EXIT_OK
-        print(f"{args.job_id}: {cancel_run(connection, args.job_id)}")
+        outcome = cancel_run(connection, args.job_id, session_key=registry.session_key)
+        print(f"{args.job_id}: {outcome}")
         return EXIT_OK
     except LookupError:
         return _error(f"no run {args.job_id}", EXIT_FAILURE)
-    except redis.RedisError as exc:
-        return _error(f"REDIS_URL: {type(exc).__name__}: {exc}", EXIT_FAILURE)
 
 
 def _worker_parser() -> argparse.ArgumentParser:
@@ -138,15 +166,15 @@ def _worker_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _worker_options(args: argparse.Namespace, settings: Settings) -> WorkerOptions:
+def _worker_options(args: argparse.Namespace, settings: WorkerSettings) -> WorkerOptions:
     concurrency = args.concurrency if args.concurrency is not None else settings.concurrency
     if concurrency < 1:
-        raise _Usage("--concurrency: must be at least 1")
+        raise UsageError("--concurrency: must be at least 1")
     if args.lease_ttl < 2 * args.heartbeat_interval:
-        raise _Usage("--lease-ttl: must be at least twice --heartbeat-interval")
+        raise UsageError("--lease-ttl: must be at least twice --heartbeat-interval")
     deadline = args.deadline if args.deadline is not None else settings.run_deadline
     if deadline <= 0 or args.grace < 0 or args.reap_interval <= 0 or args.heartbeat_interval <= 0:
-        raise _Usage(
+        raise UsageError(
             "--deadline, --heartbeat-interval and --reap-interval must be positive, --grace not negative"
         )
     return WorkerOptions(
@@ -163,9 +191,9 @@ def _worker_options(args: argparse.Namespace, settings: Settings) -> WorkerOptio
     )
 
 
-def _failed_list(registry: FailedJobRegistry, limit: int) -> int:
-    job_ids = registry.get_job_ids(0, max(0, limit - 1), desc=True)
-    jobs = Job.fetch_many(job_ids, connection=registry.connection, serializer=JSONSerializer)
+def _failed_list(failed: FailedJobRegistry, limit: int) -> int:
+    job_ids = failed.get_job_ids(0, max(0, limit - 1), desc=True)
+    jobs = Job.fetch_many(job_ids, connection=failed.connection, serializer=JSONSerializer)
     for job_id, job in zip(job_ids, jobs, strict=True):
         reason = _reason(job).strip().splitlines()[0] if job is not None and _reason(job).strip() else "?"
         ended = job.ended_at.isoformat() if job is not None and job.ended_at else "-"
@@ -174,9 +202,9 @@ def _failed_list(registry: FailedJobRegistry, limit: int) -> int:
     return EXIT_OK
 
 
-def _failed_show(connection: redis.Redis, registry: FailedJobRegistry, job_id: str) -> int:
-    if job_id not in registry:
-        return _error(f"{job_id} is not in the failed registry of {registry.name}", EXIT_FAILURE)
+def _failed_show(connection: redis.Redis, failed: FailedJobRegistry, job_id: str) -> int:
+    if job_id not in failed:
+        return _error(f"{job_id} is not in the failed registry of {failed.name}", EXIT_FAILURE)
     job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
     shown = {
         "job_id": job_id,
@@ -190,15 +218,15 @@ def _failed_show(connection: redis.Redis, registry: FailedJobRegistry, job_id: s
     return EXIT_OK
 
 
-def _failed_retry(registry: FailedJobRegistry, job_ids: list[str], *, every: bool) -> int:
+def _failed_retry(failed: FailedJobRegistry, job_ids: list[str], *, every: bool) -> int:
     if every == bool(job_ids):
         return _error("retry: give job ids or --all (not both)", EXIT_USAGE)
-    targets = registry.get_job_ids() if every else job_ids
+    targets = failed.get_job_ids() if every else job_ids
     failures = 0
     for job_id in targets:
         try:
-            registry.requeue(job_id)
-            runs.write(registry.connection, job_id, status="queued", note="requeued from the failed registry")
+            failed.requeue(job_id)
+            runs.write(failed.connection, job_id, status="queued", note="requeued from the failed registry")
             print(f"{job_id}: requeued")
         except (InvalidJobOperation, NoSuchJobError):
             print(f"{job_id}: not in the failed registry", file=sys.stderr)
@@ -211,16 +239,12 @@ def _reason(job: Job) -> str:
     return (result.exc_string or "") if result is not None else ""
 
 
-def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    # argparse exits with 2 on bad usage already; this only keeps the message format ours.
-    return parser.parse_args(argv)
-
-
-def _redis_problem(url: str) -> str | None:
+def _unreachable(url: str) -> str | None:
+    """Why Redis at ``url`` does not answer a ping (the exception's name), or ``None`` when it does."""
     try:
         redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
     except (redis.RedisError, OSError) as exc:
-        return f"REDIS_URL: cannot reach Redis: {type(exc).__name__}"
+        return type(exc).__name__
     return None
 
 

@@ -6,10 +6,28 @@ HandlerError                 root; ``retryable`` says whether another attempt ma
 ├── RunTimedOut              the run passed its deadline; ends as timed_out, not retried
 ├── RunCancelled             someone cancelled the run; ends as cancelled, not retried
 ├── LeaseLost                this worker no longer owns the job (it was reaped); drop it
-└── AgentLoadError           GATEWAY_AGENT names nothing usable; the worker exits with 2
+├── AgentLoadError           GATEWAY_AGENT names nothing usable; the worker exits with 2
+├── UsageError               a worker-side command's arguments cannot be used; exit 2
+├── ToolError                a tool cannot do what the model asked; the message goes to the model
+├── UnusableAnswer           the model server answered with nothing the agent can use
+└── DeadlineReached          the run's time ran out before the model answered
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "AgentLoadError",
+    "DeadlineReached",
+    "HandlerError",
+    "LeaseLost",
+    "PermanentError",
+    "RunCancelled",
+    "RunTimedOut",
+    "ToolError",
+    "TransientError",
+    "UnusableAnswer",
+    "UsageError",
+]
 
 
 class HandlerError(Exception):
@@ -78,3 +96,22 @@ class AgentLoadError(HandlerError):
 
     def __str__(self) -> str:
         return f"{self.spec!r}: {self.problem}"
+
+
+class UsageError(HandlerError):
+    """A worker-side command (``gateway worker``, ``failed``, ``runs``) was given unusable arguments."""
+
+
+class ToolError(HandlerError):
+    """A tool cannot do what was asked (bad arguments, not found); the message goes to the model."""
+
+
+class UnusableAnswer(HandlerError):
+    """The model server answered, but not with something the agent can use (no choices, broken JSON)."""
+
+
+class DeadlineReached(HandlerError):
+    """The run's wall-clock budget ran out before the model answered."""
+
+    def __init__(self, reason: str = "the run's deadline came before the model answered") -> None:
+        super().__init__(reason)

@@ -10,6 +10,8 @@ import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any, cast
 
+__all__ = ["bind", "BoundLogger"]
+
 
 class BoundLogger(logging.LoggerAdapter[logging.Logger]):
     """A ``LoggerAdapter`` whose bound ``fields`` are merged into each call's ``fields``."""

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 
 from handlers.retry import describe, retry_after
 
+__all__ = ["CLOSE_WAIT", "ProgressRelay"]
+
 # An edit already on the wire when the run ends gets this long to land before it is abandoned.
 CLOSE_WAIT = 20.0
 

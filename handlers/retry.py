@@ -17,6 +17,8 @@ import httpx
 
 from handlers.errors import HandlerError, RunCancelled, RunTimedOut, TransientError
 
+__all__ = ["Decision", "describe", "is_transient", "retry_after", "retry_after_header", "RetryPolicy"]
+
 
 @dataclass(frozen=True)
 class Decision:

@@ -1,86 +1,48 @@
-"""What the platform modules share inside a worker process: settings, Redis and the SDK clients.
+"""What every run of a worker process shares: its settings, its Redis client and the SDK clients.
 
-Everything is built once per distinct ``Settings`` (settings are frozen and hashable) and then
-reused by every run of the process: clients keep their connection pools, Redis its pool. Tests
-that change the environment get fresh objects because their ``Settings`` differ.
+A worker builds one ``Services`` when it starts and hands it to every run (``Run.services``), so
+settings are read once and clients keep their connection pools. Each platform package builds
+its own clients on first use and keeps them here (``shared``). Under a stock ``rq worker``, where
+nothing runs at start, ``for_settings`` keeps one per distinct settings instead.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-import github
 import redis
-import stripe
-from slack_sdk import WebClient
 
-from gateway.config import Settings
-from handlers import clients
-from handlers.github_auth import GitHubCredentials
+from handlers.config import WorkerSettings
+
+__all__ = ["Services", "for_settings"]
+
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
 class Services:
-    """The settings of this process and the clients built from them."""
+    """The settings of this process and the clients built from them; safe to share between threads."""
 
-    settings: Settings
-    redis: redis.Redis
+    def __init__(self, settings: WorkerSettings, *, connection: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.redis = connection or redis.Redis.from_url(settings.redis_url)
+        self._shared: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
-    @property
-    def slack(self) -> WebClient:
-        """The Slack Web API client (``PermanentError`` without ``SLACK_BOT_TOKEN``)."""
-        return _slack(self.settings)
+    def shared(self, key: str, build: Callable[[], T]) -> T:
+        """The object kept under ``key``, built by ``build()`` the first time it is asked for.
 
-    @property
-    def stripe(self) -> stripe.StripeClient:
-        """The Stripe client (``PermanentError`` without ``STRIPE_API_KEY``)."""
-        return _stripe(self.settings)
-
-    @property
-    def github_app(self) -> bool:
-        """True when the worker authenticates as a GitHub App (installation tokens)."""
-        gh = self.settings.github
-        return bool(gh.app_id and gh.app_private_key)
-
-    def github(self, installation_id: int | None) -> github.Github:
-        """A PyGithub client for the event's installation. Blocking (may fetch a token): call it
-        through ``clients.call``."""
-        token = _credentials(self.settings).token_for(installation_id)
-        return _github(self.settings, token)
-
-
-def current() -> Services:
-    """The services for the settings in the environment right now."""
-    return of(Settings.from_environ())
-
-
-def of(settings: Settings) -> Services:
-    """The services built from ``settings``, shared by every run of this process that uses them."""
-    return _services(settings)
+        ``build`` may raise (a missing token): nothing is kept then, and the next call tries again.
+        """
+        with self._lock:
+            if key not in self._shared:
+                self._shared[key] = build()
+            return cast(T, self._shared[key])
 
 
 @functools.lru_cache(maxsize=8)
-def _services(settings: Settings) -> Services:
-    return Services(settings=settings, redis=redis.Redis.from_url(settings.redis_url))
-
-
-@functools.lru_cache(maxsize=8)
-def _slack(settings: Settings) -> WebClient:
-    return clients.slack_client(settings)
-
-
-@functools.lru_cache(maxsize=8)
-def _stripe(settings: Settings) -> stripe.StripeClient:
-    return clients.stripe_client(settings)
-
-
-@functools.lru_cache(maxsize=8)
-def _credentials(settings: Settings) -> GitHubCredentials:
-    return GitHubCredentials(settings)
-
-
-@functools.lru_cache(maxsize=64)
-def _github(settings: Settings, token: str) -> github.Github:
-    # One client per token: installation tokens rotate hourly, so this stays small.
-    return clients.github_client(settings, token)
+def for_settings(settings: WorkerSettings) -> Services:
+    """One ``Services`` per distinct settings (settings are frozen and hashable), for the stock-RQ path."""
+    return Services(settings)

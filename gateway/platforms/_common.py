@@ -1,16 +1,17 @@
-"""Helpers the platform modules share: HMAC comparison and body decoding."""
+"""Helpers the platform modules share: HMAC comparison, body decoding, delivery-id rewriting."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
-from gateway.errors import MalformedPayload, StaleTimestamp
+from gateway.errors import GatewayError, MalformedPayload, StaleTimestamp
+from gateway.types import Delivery, Handshake, Headers
 
 TOLERANCE_SECONDS = 300
 
@@ -72,3 +73,41 @@ def require_str(mapping: dict[str, Any], key: str, *, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedPayload(f"{where} has no {key}")
     return value
+
+
+def lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with lower-case names, as the app passes them to a platform."""
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def replace_delivery_id(
+    parse: Callable[[bytes, Headers], Delivery | Handshake],
+    body: bytes,
+    headers: Mapping[str, str],
+    fresh: Callable[[str], str],
+) -> tuple[bytes, dict[str, str]] | None:
+    """``body`` with its delivery id (as ``parse`` finds it) replaced by ``fresh(old)``.
+
+    The new id has the old one's alphabet, so JSON, form and URL-encoded JSON stay valid; the
+    body is parsed again to prove the id changed (``MalformedPayload`` otherwise). ``None`` for
+    handshakes and bodies the parser refuses.
+    """
+    lowered = lower_keys(headers)
+    old = _delivery_id(parse, body, lowered)
+    if old is None:
+        return None
+    new = fresh(old)
+    renewed = body.replace(old.encode(), new.encode())
+    if _delivery_id(parse, renewed, lowered) != new:
+        raise MalformedPayload(f"could not rewrite delivery id {old}")
+    return renewed, dict(headers)
+
+
+def _delivery_id(
+    parse: Callable[[bytes, Headers], Delivery | Handshake], body: bytes, headers: Headers
+) -> str | None:
+    try:
+        parsed = parse(body, headers)
+    except GatewayError:
+        return None
+    return parsed.delivery_id if isinstance(parsed, Delivery) else None

@@ -10,6 +10,8 @@ event's ``id``, never ``request.idempotency_key``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from secrets import choice
 from typing import Any
 
 from gateway.errors import InvalidSignature, MalformedPayload
@@ -18,14 +20,45 @@ from gateway.platforms._common import (
     check_timestamp,
     hmac_sha256_hex,
     parse_json_object,
+    replace_delivery_id,
     require_str,
 )
 from gateway.types import Delivery, Handshake, Headers
 
+__all__ = [
+    "default_max_body",
+    "dev_secret",
+    "job_path",
+    "log_fields",
+    "manifest",
+    "max_body_variable",
+    "name",
+    "parse",
+    "plain_headers",
+    "probe",
+    "renew_delivery_id",
+    "secret_variable",
+    "sign",
+    "signature_headers",
+    "variables",
+    "verify",
+]
+
 name = "stripe"
 job_path = "handlers.stripe.handle"
+secret_variable = "STRIPE_WEBHOOK_SECRET"  # noqa: S105 - the name of a setting
+max_body_variable = "STRIPE_MAX_BODY"
+default_max_body = 1024 * 1024
+dev_secret = "whsec_dev_stripe_webhook_secret"  # noqa: S105 - public on purpose, dev only
+signature_headers = frozenset({"stripe-signature"})
+variables = {
+    secret_variable: "Stripe endpoint signing secret(s), comma-separated; turns the Stripe route on",
+    "STRIPE_MAX_BODY": "largest Stripe body accepted, in bytes (default 1 MiB)",
+}
+manifest = None  # Stripe destinations are set up in the Dashboard or with the Stripe CLI
 
-_HINT = "STRIPE_WEBHOOK_SECRET"
+_HINT = secret_variable
+_ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _KINDS = {"event": "snapshot", "v2.core.event": "thin"}
 
@@ -56,6 +89,12 @@ def _signature_header(header: str | None) -> tuple[str, list[str]]:
     return timestamps[0], signatures
 
 
+def sign(secret: str, body: bytes, *, timestamp: int) -> dict[str, str]:
+    """``Stripe-Signature: t=<timestamp>,v1=<hex>`` for ``body``."""
+    signed = str(timestamp).encode() + b"." + body
+    return {"Stripe-Signature": f"t={timestamp},v1={hmac_sha256_hex(secret, signed)}"}
+
+
 def probe(body: bytes, headers: Headers) -> Handshake | None:
     """Stripe has no unsigned probes."""
     return None
@@ -81,3 +120,22 @@ def parse(body: bytes, headers: Headers) -> Delivery | Handshake:
         payload=payload,
         meta=meta,
     )
+
+
+def log_fields(headers: Headers) -> dict[str, Any]:
+    """Stripe's headers add nothing to the log line beyond the event id."""
+    return {}
+
+
+def renew_delivery_id(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, dict[str, str]] | None:
+    """``body`` with a fresh event ``id`` (``evt_`` and 24 letters and digits, as Stripe's)."""
+    return replace_delivery_id(parse, body, headers, _fresh_id)
+
+
+def plain_headers(*, event: str | None) -> dict[str, str]:
+    """Stripe posts JSON with a charset; the event type is in the body."""
+    return {"Content-Type": "application/json; charset=utf-8", "User-Agent": "gateway-replay"}
+
+
+def _fresh_id(old: str) -> str:
+    return "evt_" + "".join(choice(_ALPHANUMERIC) for _ in range(24))

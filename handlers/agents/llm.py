@@ -4,7 +4,7 @@ It answers Slack mentions with the thread as context, reviews pull requests and 
 comments, and explains failed payments and disputes. The conversation starts from a per-platform
 system prompt (or ``LLM_SYSTEM_PROMPT``), the session's earlier turns trimmed to
 ``LLM_HISTORY_TOKENS``, and the event; the model then reads what it needs through read-only tools
-(``handlers.llm.tools``) under the run's budgets (``handlers.llm.loop``).
+(each platform's ``tools`` module) under the run's budgets (``handlers.llm.loop``).
 
 Run accounting (model, steps, tokens, tool calls, latency) is returned in ``Reply.data["llm"]``
 and logged with the run's context.
@@ -12,37 +12,45 @@ and logged with the run's context.
 
 from __future__ import annotations
 
-import functools
-
-from gateway.config import LLMSettings, Settings
 from handlers.agent import Event, Reply, Run
+from handlers.config import LLMSettings
 from handlers.errors import PermanentError
 from handlers.llm.client import ChatClient, ChatConfig
 from handlers.llm.loop import Budgets, ToolLoop
 from handlers.llm.prompts import build_messages
-from handlers.llm.tools import tools_for
+from handlers.registry import PLATFORMS
+from handlers.services import Services
+from handlers.tools import Tool
+
+__all__ = ["DEADLINE_RESERVE", "agent", "answer", "tools_for"]
 
 DEADLINE_RESERVE = 5.0
 
 
-@functools.cache
-def _settings() -> Settings:
-    # Read once per worker process, like every other setting.
-    return Settings.from_environ()
-
-
 async def agent(event: Event, run: Run) -> Reply:
     """Answer ``event`` with the configured model (see the module docstring)."""
-    return await answer(event, run, settings=_settings())
+    return await answer(event, run, settings=run.services.settings.llm)
 
 
-async def answer(event: Event, run: Run, *, settings: Settings) -> Reply:
-    """``agent`` with explicit settings (tests, and custom agents that wrap this one)."""
-    llm = settings.llm
+def tools_for(event: Event, services: Services) -> list[Tool]:
+    """The read-only tools ``event``'s platform offers (none when its credentials are missing)."""
+    platform = PLATFORMS.get(event.platform)
+    return platform.tools(event, services) if platform is not None else []
+
+
+async def answer(event: Event, run: Run, *, settings: LLMSettings) -> Reply:
+    """``agent`` with explicit LLM settings (tests, and custom agents that wrap this one)."""
+    llm = settings
     client = ChatClient(_chat_config(llm))
-    tools = tools_for(event, settings)
+    platform = PLATFORMS.get(event.platform)
+    tools = tools_for(event, run.services)
     messages = build_messages(
-        event, run.history, configured_prompt=llm.system_prompt, history_tokens=llm.history_tokens
+        event,
+        run.history,
+        configured_prompt=llm.system_prompt,
+        history_tokens=llm.history_tokens,
+        platform_prompt=platform.prompt if platform is not None else "",
+        notes=platform.notes(event) if platform is not None else (),
     )
     run.log.info(
         "llm run starting",

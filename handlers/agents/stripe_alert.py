@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from handlers.agent import Event
+from handlers.stripe.payload import event_object
+
+__all__ = ["DASHBOARD_PATHS", "dashboard_link", "format_amount", "stripe_alert"]
 
 # https://docs.stripe.com/currencies#zero-decimal and the three-decimal ones
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
@@ -80,12 +83,11 @@ def _object(event: Event) -> Mapping[str, Any]:
     fetched = event.facts.get("object")
     if isinstance(fetched, Mapping) and fetched.get("id"):
         return fetched
-    data = event.payload.get("data")
-    snapshot = data.get("object") if isinstance(data, Mapping) else None
-    return snapshot if isinstance(snapshot, Mapping) else {}
+    return event_object(event.payload)
 
 
 def _customer(obj: Mapping[str, Any]) -> str | None:
+    """Who the customer is, for people: their email or name beside the id."""
     if obj.get("object") == "customer":
         return str(obj.get("email") or obj.get("name") or obj["id"])
     name = obj.get("customer_email") or obj.get("customer_name") or obj.get("receipt_email")

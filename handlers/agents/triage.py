@@ -13,12 +13,24 @@ module's ``enrich`` hook (see docs/replies.md for the facts each platform provid
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from handlers.agent import Event, Reply, Run
 from handlers.agents.stripe_alert import stripe_alert
-from handlers.slack_format import command_of
+from handlers.slack.format import command_of
+
+__all__ = [
+    "HELP",
+    "LABEL_RULES",
+    "agent",
+    "issue_summary",
+    "pull_summary",
+    "respond",
+    "suggest_labels",
+    "summarise",
+    "touched_areas",
+]
 
 _QUOTE_LIMIT = 280
 _MAX_FILES = 15
@@ -44,14 +56,9 @@ async def agent(event: Event, run: Run) -> Reply:
 
 
 def respond(event: Event, *, earlier: int = 0) -> str:
-    """The reply text for ``event`` (what ``agent`` returns)."""
-    if event.platform == "slack":
-        return _slack(event, earlier)
-    if event.platform == "github":
-        return _github(event, earlier)
-    if event.platform == "stripe":
-        return stripe_alert(event) or summarise(event)
-    return summarise(event, earlier=earlier)
+    """The reply text for ``event`` (what ``agent`` returns): the platform's answer, else a summary."""
+    answer = _ANSWERS.get(event.platform)
+    return answer(event, earlier) if answer is not None else summarise(event, earlier=earlier)
 
 
 def summarise(event: Event, *, earlier: int = 0) -> str:
@@ -148,6 +155,14 @@ def issue_summary(issue: Mapping[str, Any], event: Event, earlier: int) -> str:
     elif current:
         lines.append("Labels: " + ", ".join(f"`{label}`" for label in sorted(current)))
     return "\n\n".join(lines)
+
+
+def _stripe(event: Event, earlier: int) -> str:
+    return stripe_alert(event) or summarise(event)
+
+
+_ANSWERS: dict[str, Callable[[Event, int], str]] = {"slack": _slack, "github": _github, "stripe": _stripe}
+"""What triage answers on each platform it knows; any other gets the summary."""
 
 
 def _shorten(text: str) -> str:

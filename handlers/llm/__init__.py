@@ -4,8 +4,10 @@
 - ``completion``: what one model answer is, parsed from JSON or from server-sent events;
 - ``breaker``: the circuit breaker every run of a worker process shares;
 - ``loop``: the tool-calling loop under its budgets (steps, tokens, wall clock);
-- ``tools``: read-only tools per platform, built on ``handlers.clients``;
 - ``prompts`` and ``memory``: system prompts and session history trimmed to a token budget.
 
-The agent entry point is ``handlers.agents.llm:agent`` (``GATEWAY_AGENT=llm``).
+The agent entry point is ``handlers.agents.llm:agent`` (``GATEWAY_AGENT=llm``); the tools it may
+call are each platform's (``handlers.<platform>.tools``, built on ``handlers.tools``).
 """
+
+__all__: list[str] = []  # a package of modules: import them by name

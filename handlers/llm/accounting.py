@@ -13,6 +13,8 @@ from typing import Any, Literal
 from handlers.llm.completion import Completion
 from handlers.llm.memory import TokenEstimator
 
+__all__ = ["Accounting", "Ending"]
+
 Ending = Literal["answer", "steps", "tokens", "deadline", "unusable"]
 
 

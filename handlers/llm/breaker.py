@@ -17,6 +17,8 @@ from typing import Literal
 
 from handlers.errors import TransientError
 
+__all__ = ["breaker_for", "CircuitBreaker", "CircuitOpen", "reset_breakers", "State"]
+
 State = Literal["closed", "open", "half_open"]
 
 

@@ -23,10 +23,12 @@ from typing import Any
 
 import httpx
 
-from handlers.errors import PermanentError, TransientError
+from handlers.errors import DeadlineReached, PermanentError, TransientError, UnusableAnswer
 from handlers.llm.breaker import CircuitBreaker, breaker_for
-from handlers.llm.completion import MAX_STREAM_CHUNKS, Completion, StreamAssembler, UnusableAnswer, from_json
+from handlers.llm.completion import MAX_STREAM_CHUNKS, Completion, StreamAssembler, from_json
 from handlers.retry import RetryPolicy, retry_after_header
+
+__all__ = ["CONNECT_TIMEOUT", "MODEL_POLICY", "ChatClient", "ChatConfig", "shared_http"]
 
 logger = logging.getLogger("handlers.llm")
 
@@ -36,10 +38,6 @@ CONNECT_TIMEOUT = 10.0
 _ERROR_BODY_LIMIT = 4096
 
 _SHARED: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
-
-
-class DeadlineReached(Exception):
-    """The run's wall-clock budget ran out before the model answered."""
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.errors import TransientError
+from handlers.errors import TransientError, UnusableAnswer
+
+__all__ = ["MAX_STREAM_CHUNKS", "Completion", "from_json", "StreamAssembler", "ToolCall", "Usage"]
 
 MAX_STREAM_CHUNKS = 100_000  # a bound on a server that never sends [DONE]
-
-
-class UnusableAnswer(Exception):
-    """The server answered, but not with something the agent can use (no choices, broken JSON)."""
 
 
 @dataclass(frozen=True)

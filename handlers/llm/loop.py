@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers.agent import Reply, Run
-from handlers.errors import HandlerError
+from handlers.errors import DeadlineReached, HandlerError, ToolError, UnusableAnswer
 from handlers.llm.accounting import Accounting, Ending
-from handlers.llm.client import ChatClient, DeadlineReached
-from handlers.llm.completion import Completion, ToolCall, UnusableAnswer
+from handlers.llm.client import ChatClient
+from handlers.llm.completion import Completion, ToolCall
 from handlers.llm.memory import ESTIMATOR, TokenEstimator
-from handlers.llm.tools import Tool, ToolError, cap
+from handlers.tools import Tool, cap
+
+__all__ = ["MALFORMED_LIMIT", "MAX_CALLS_PER_STEP", "TOOL_TIMEOUT", "Budgets", "ToolLoop"]
 
 MAX_CALLS_PER_STEP = 8
 MALFORMED_LIMIT = 2  # unreadable tool calls tolerated per run (each is explained to the model first)

@@ -13,6 +13,8 @@ from typing import Any
 
 from handlers.agent import Turn
 
+__all__ = ["DEFAULT_CHARS_PER_TOKEN", "ESTIMATOR", "history_messages", "TokenEstimator"]
+
 DEFAULT_CHARS_PER_TOKEN = 4.0
 _MIN_RATIO, _MAX_RATIO = 1.5, 8.0  # guards against odd usage numbers (cached prompts, tiny calls)
 _MIN_OBSERVED_CHARS = 400

@@ -7,3 +7,8 @@ moving due retries, unsticking sessions); ``context`` is what a running job func
 ``scripts`` holds the Lua that makes claims, hand-offs and reaping atomic; ``commands`` listens
 for cancellation and RQ's worker commands.
 """
+
+from handlers.runtime.commands import cancel_run
+from handlers.runtime.worker import Worker, WorkerOptions
+
+__all__ = ["Worker", "WorkerOptions", "cancel_run"]

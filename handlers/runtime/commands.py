@@ -22,9 +22,11 @@ from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 from rq.utils import as_text
 
-from handlers import keys, runs, session
-from handlers.runtime.ledger import LOCK_MS, session_key_for
+from handlers.runtime.ledger import LOCK_MS, SessionKey, session_key_for
 from handlers.runtime.scripts import HANDOFF
+from handlers.state import keys, runs, sessions
+
+__all__ = ["CANCEL_TTL", "CommandListener", "cancel_run"]
 
 logger = logging.getLogger("handlers.runtime")
 
@@ -32,8 +34,12 @@ CANCEL_TTL = 7 * 24 * 3600
 _ENDED = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
 
 
-def cancel_run(connection: redis.Redis, job_id: str) -> str:
-    """Cancel run ``job_id`` wherever it is; returns what happened. Raises ``LookupError``."""
+def cancel_run(connection: redis.Redis, job_id: str, *, session_key: SessionKey) -> str:
+    """Cancel run ``job_id`` wherever it is; returns what happened. Raises ``LookupError``.
+
+    ``session_key`` finds the job's session (``handlers.registry.session_key``), where a job
+    waiting behind an earlier event of its conversation is parked.
+    """
     if not Job.exists(job_id, connection=connection):
         raise LookupError(job_id)
     job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
@@ -44,16 +50,16 @@ def cancel_run(connection: redis.Redis, job_id: str) -> str:
         pipe.set(keys.cancel(job_id), "1", ex=CANCEL_TTL)
         pipe.publish(keys.CANCEL_CHANNEL, job_id)
         pipe.execute()
-    if _take_out_waiting(connection, job):
-        _cancel_waiting(connection, job)
+    key = session_key_for(job, session_key)
+    if _take_out_waiting(connection, job, key):
+        _cancel_waiting(connection, job, key)
         return "cancelled before it started"
     return "cancellation requested; the worker running it stops it"
 
 
-def _take_out_waiting(connection: redis.Redis, job: Job) -> bool:
+def _take_out_waiting(connection: redis.Redis, job: Job, key: str | None) -> bool:
     """Remove a not-yet-started job from where it waits; True if this call removed it."""
-    key = session_key_for(job)
-    if key is not None and connection.zrem(keys.session_wait(session.session_id(key)), job.id):
+    if key is not None and connection.zrem(keys.session_wait(sessions.session_id(key)), job.id):
         return True
     if connection.lrem(keys.RQ_QUEUE + job.origin, 0, job.id):
         return True
@@ -61,14 +67,13 @@ def _take_out_waiting(connection: redis.Redis, job: Job) -> bool:
     return bool(connection.zrem(ScheduledJobRegistry(job.origin, connection=connection).key, job.id))  # type: ignore[no-untyped-call]
 
 
-def _cancel_waiting(connection: redis.Redis, job: Job) -> None:
+def _cancel_waiting(connection: redis.Redis, job: Job, key: str | None) -> None:
     job.cancel()
     runs.write(
         connection, job.id, status="cancelled", error="cancelled before it started", ended_at=runs.utcnow()
     )
-    key = session_key_for(job)
     if key is not None:
-        sid = session.session_id(key)
+        sid = sessions.session_id(key)
         handoff = connection.register_script(HANDOFF)
         handoff(
             keys=[keys.session_lock(sid), keys.session_wait(sid), keys.SESSIONS_WAITING],

@@ -21,6 +21,8 @@ import redis
 from handlers.agent import Agent, Event, Reply, Run, Turn, is_async_agent
 from handlers.errors import PermanentError, RunCancelled, RunTimedOut
 
+__all__ = ["AGENT_SETTLE", "CURRENT", "current", "execute_agent", "RunContext", "StopReason"]
+
 logger = logging.getLogger("handlers.runtime")
 
 StopReason = Literal["cancelled", "timed_out", "drain", "lease_lost"]

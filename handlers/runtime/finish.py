@@ -23,10 +23,12 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.results import Result
 from rq.utils import now
 
-from handlers import keys, runs, session
 from handlers.agent import Turn
 from handlers.runtime.ledger import LOCK_MS, Claim
 from handlers.runtime.scripts import HANDOFF
+from handlers.state import keys, runs, sessions
+
+__all__ = ["Finisher"]
 
 logger = logging.getLogger("handlers.runtime")
 
@@ -62,7 +64,7 @@ class Finisher:
             job.cleanup(result_ttl, pipeline=pipe, remove_from_queue=False)
             pipe.hincrby(self.worker_key, "successful_job_count", 1)
             if claim.session_key is not None:
-                session.append_turns(pipe, claim.session_key, turns)
+                sessions.append_turns(pipe, claim.session_key, turns)
             self._release_session(pipe, claim)
             accounting = result.get("accounting")
             runs.write(
@@ -156,7 +158,7 @@ class Finisher:
     def _release_session(self, pipe: Pipeline, claim: Claim) -> None:
         if claim.session_key is None:
             return
-        sid = session.session_id(claim.session_key)
+        sid = sessions.session_id(claim.session_key)
         self._handoff(
             keys=[keys.session_lock(sid), keys.session_wait(sid), keys.SESSIONS_WAITING],
             args=[claim.job_id, RQ_KEY_PREFIX, LOCK_MS, sid],

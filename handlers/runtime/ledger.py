@@ -9,12 +9,13 @@ All functions here are synchronous: the worker calls them in its I/O threads.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from rq.defaults import RQ_KEY_PREFIX
@@ -24,11 +25,16 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 from rq.utils import as_text
 
-from handlers import keys, runs, session
 from handlers.agent import Turn
 from handlers.runtime.scripts import CLAIM
+from handlers.state import keys, runs, sessions
+
+__all__ = ["HELD_TTL", "LOCK_MS", "Claim", "Ledger", "SessionKey", "session_key_for"]
 
 logger = logging.getLogger("handlers.runtime")
+
+SessionKey = Callable[[Mapping[str, Any]], "str | None"]
+"""The session of a queued envelope (``handlers.registry.session_key``), given when the worker starts."""
 
 HELD_TTL = 7 * 24 * 3600
 # A session lock names its holder job; liveness comes from that job's RQ status, so the TTL
@@ -62,12 +68,19 @@ class Ledger:
     """Claims and starts jobs for one worker, on RQ's keys and registries."""
 
     def __init__(
-        self, connection: redis.Redis, *, worker_name: str, queues: list[Queue], execution_ttl: int
+        self,
+        connection: redis.Redis,
+        *,
+        worker_name: str,
+        queues: list[Queue],
+        execution_ttl: int,
+        session_key: SessionKey,
     ) -> None:
         self.connection = connection
         self.worker_name = worker_name
         self.queues = queues
         self.execution_ttl = execution_ttl
+        self.session_key = session_key
         self._claim = connection.register_script(CLAIM)
 
     def take(self, timeout: float, stopping: threading.Event | None = None) -> Claim | None:
@@ -121,7 +134,7 @@ class Ledger:
         claim.cancel_requested = bool(results[first + 2])
         claim.started_at = time.time()
         if claim.session_key is not None:
-            claim.history = session.load_history(self.connection, claim.session_key)
+            claim.history = sessions.load_history(self.connection, claim.session_key)
 
     def queued_work(self) -> int:
         """Jobs waiting in this worker's queues or scheduled for a retry (for ``--burst``)."""
@@ -157,8 +170,8 @@ class Ledger:
             self.connection.lrem(queue.key, 1, job_id)
             logger.warning("dropped a queue entry without a job", extra={"fields": {"job_id": job_id}})
             return None
-        key = _session_key(job)
-        sid = session.session_id(key) if key is not None else ""
+        key = session_key_for(job, self.session_key)
+        sid = sessions.session_id(key) if key is not None else ""
         token = f"{self.worker_name}|{uuid.uuid4().hex}"
         arrival = job.created_at.timestamp() if job.created_at else time.time()
         outcome = self._claim(
@@ -197,25 +210,20 @@ class Ledger:
         return Claim(job=job, queue=queue, token=token, session_key=key)
 
 
-def session_key_for(job: Job) -> str | None:
-    """The session of a job: its job module's ``session_key(envelope)``, if it has one."""
-    return _session_key(job)
+def session_key_for(job: Job, session_key: SessionKey) -> str | None:
+    """The session of ``job``: ``session_key`` of its envelope, if it has one."""
+    try:
+        envelope = job.args[0] if job.args else None
+        return session_key(envelope) if isinstance(envelope, dict) else None
+    except Exception:  # noqa: BLE001 - an unreadable job runs without a session and fails there
+        logger.warning("no session key for job", extra={"fields": {"job_id": job.id}}, exc_info=True)
+        return None
 
 
 def _fetch(connection: redis.Redis, job_id: str) -> Job | None:
     try:
         return Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
     except Exception:  # noqa: BLE001 - a missing or unreadable job is dropped by the claim script
-        return None
-
-
-def _session_key(job: Job) -> str | None:
-    try:
-        module = importlib.import_module((job.func_name or "").rpartition(".")[0])
-        key_of = getattr(module, "session_key", None)
-        return str(key_of(job.args[0])) if callable(key_of) and job.args else None
-    except Exception:  # noqa: BLE001 - an unreadable job runs without a session and fails there
-        logger.warning("no session key for job", extra={"fields": {"job_id": job.id}}, exc_info=True)
         return None
 
 

@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 
 from rq.job import Job
 
-from handlers import runs
 from handlers.agent import Agent, Run
 from handlers.errors import RunCancelled, RunTimedOut
 from handlers.logs import BoundLogger, bind
@@ -30,6 +29,10 @@ from handlers.retry import RetryPolicy, describe
 from handlers.runtime.context import AGENT_SETTLE, CURRENT, RunContext, StopReason
 from handlers.runtime.finish import Finisher
 from handlers.runtime.ledger import Claim, Ledger
+from handlers.services import Services
+from handlers.state import runs
+
+__all__ = ["HANDLER_MARGIN", "IO", "STOP_GRACE", "Active", "Runner"]
 
 T = TypeVar("T")
 IO = Callable[..., Awaitable[Any]]
@@ -59,6 +62,7 @@ class Runner:
         self,
         *,
         agent: Agent,
+        services: Services,
         ledger: Ledger,
         finisher: Finisher,
         retry: RetryPolicy,
@@ -67,7 +71,7 @@ class Runner:
         agent_executor: Executor,
     ) -> None:
         self.log = bind(logger, worker=ledger.worker_name)
-        self._agent, self._ledger, self._finisher = agent, ledger, finisher
+        self._agent, self._services, self._ledger, self._finisher = agent, services, ledger, finisher
         self._retry, self._deadline, self._io = retry, deadline, io
         self._agent_executor = agent_executor
         self._active: dict[str, Active] = {}
@@ -167,6 +171,7 @@ class Runner:
             deadline=time.time() + self._deadline,
             log=log,
             on_progress=lambda text: loop.call_soon_threadsafe(self._record_progress, claim.job_id, text),
+            services=self._services,
         )
         return RunContext(
             job_id=claim.job_id,

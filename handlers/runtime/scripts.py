@@ -12,6 +12,8 @@ started or scheduled; a lock naming anything else is stale and treated as free.
 
 from __future__ import annotations
 
+__all__ = ["CLAIM", "HANDOFF", "LEASE", "REAP"]
+
 _COMMON = """
 local function is_live(prefix, job_id)
   local status = redis.call('HGET', prefix .. ':job:' .. job_id, 'status')

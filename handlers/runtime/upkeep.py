@@ -24,9 +24,11 @@ from rq.serializers import JSONSerializer
 from rq.utils import as_text, now
 from rq.worker import BaseWorker, WorkerStatus
 
-from handlers import keys, runs
 from handlers.runtime.ledger import LOCK_MS, Claim
 from handlers.runtime.scripts import HANDOFF, LEASE, REAP
+from handlers.state import keys, runs
+
+__all__ = ["Upkeep"]
 
 logger = logging.getLogger("handlers.runtime")
 

@@ -35,9 +35,10 @@ from handlers.agent import Agent
 from handlers.retry import RetryPolicy
 from handlers.runtime.commands import CommandListener
 from handlers.runtime.finish import Finisher
-from handlers.runtime.ledger import Ledger
+from handlers.runtime.ledger import Ledger, SessionKey
 from handlers.runtime.runner import Active, Runner
 from handlers.runtime.upkeep import Upkeep
+from handlers.services import Services
 
 T = TypeVar("T")
 _TAKE_WAIT = 1.0
@@ -61,11 +62,18 @@ class WorkerOptions:
 
 
 class Worker:
-    """Runs jobs from ``options.queues`` until stopped (or, with ``burst``, until none are left)."""
+    """Runs jobs from ``options.queues`` until stopped (or, with ``burst``, until none are left).
 
-    def __init__(self, redis_url: str, agent: Agent, options: WorkerOptions) -> None:
+    ``services`` (the settings and shared clients, built once at start) reaches every run;
+    ``session_key`` names the session of a queued envelope (``handlers.registry.session_key``).
+    """
+
+    def __init__(
+        self, services: Services, agent: Agent, options: WorkerOptions, *, session_key: SessionKey
+    ) -> None:
         self.options = options
-        self.connection = redis.Redis.from_url(redis_url, health_check_interval=30)
+        self.session_key = session_key
+        self.connection = redis.Redis.from_url(services.settings.redis_url, health_check_interval=30)
         self.name = options.name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         queues = [
             Queue(name, connection=self.connection, serializer=JSONSerializer) for name in options.queues
@@ -79,7 +87,11 @@ class Worker:
         )
         execution_ttl = max(60, int(options.lease_ttl * 3 + options.reap_interval * 2))
         self.ledger = Ledger(
-            self.connection, worker_name=self.name, queues=queues, execution_ttl=execution_ttl
+            self.connection,
+            worker_name=self.name,
+            queues=queues,
+            execution_ttl=execution_ttl,
+            session_key=session_key,
         )
         finisher = Finisher(self.connection, worker_name=self.name, worker_key=self.rq_worker.key)
         self.upkeep = Upkeep(
@@ -92,6 +104,7 @@ class Worker:
         self._agent_threads = ThreadPoolExecutor(options.concurrency, thread_name_prefix="gateway-agent")
         self.runner = Runner(
             agent=agent,
+            services=services,
             ledger=self.ledger,
             finisher=finisher,
             retry=options.retry,

@@ -1,25 +1,19 @@
-"""Settings: defaults, validation naming the variable, rotation, redaction."""
+"""Web-side settings: defaults, validation naming the variable, rotation, redaction."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.config import VARIABLES, Settings, redacted
 from gateway.errors import ConfigError
+from gateway.platforms import PLATFORMS
 
 
 def test_defaults_match_the_documented_contract() -> None:
     settings = Settings.from_environ({})
     assert settings.redis_url == "redis://localhost:6379/0"
-    assert settings.slack.api_url == "https://slack.com/api/"
-    assert settings.github.api_url == "https://api.github.com"
-    assert settings.stripe.api_base == "https://api.stripe.com"
-    assert (settings.agent, settings.queue_name, settings.dedupe_ttl) == ("triage", "gateway", 259200)
-    assert (settings.slack.max_body, settings.stripe.max_body, settings.github.max_body) == (
+    assert (settings.queue_name, settings.dedupe_ttl) == ("gateway", 259200)
+    assert (settings.max_body("slack"), settings.max_body("stripe"), settings.max_body("github")) == (
         2**20,
         2**20,
         25 * 2**20,
@@ -35,22 +29,15 @@ def test_a_platform_is_on_when_its_secret_is_set_and_takes_several_secrets() -> 
     assert settings.signing_secrets("stripe") == ("whsec_a", "whsec_b")
 
 
-def _pem(tmp_path: Path) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = tmp_path / "app.pem"
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+def test_every_platforms_settings_are_listed_and_read() -> None:
+    for platform in PLATFORMS.values():
+        assert (
+            {platform.secret_variable, platform.max_body_variable}
+            <= set(platform.variables)
+            <= set(VARIABLES)
         )
-    )
-    return path
-
-
-def test_github_app_key_is_read_from_a_file(tmp_path: Path) -> None:
-    settings = Settings.from_environ(
-        {"GITHUB_APP_ID": "123", "GITHUB_APP_PRIVATE_KEY_PATH": str(_pem(tmp_path))}
-    )
-    assert settings.github.app_private_key and "PRIVATE KEY" in settings.github.app_private_key
+        settings = Settings.from_environ({platform.secret_variable: "x", platform.max_body_variable: "7"})
+        assert settings.enabled_platforms == (platform.name,) and settings.max_body(platform.name) == 7
 
 
 @pytest.mark.parametrize(
@@ -60,19 +47,8 @@ def test_github_app_key_is_read_from_a_file(tmp_path: Path) -> None:
         ({"GATEWAY_DEDUPE_TTL": "three days"}, "GATEWAY_DEDUPE_TTL"),
         ({"SLACK_MAX_BODY": "0"}, "SLACK_MAX_BODY"),
         ({"SLACK_SIGNING_SECRET": "a,,b"}, "SLACK_SIGNING_SECRET"),
-        ({"GATEWAY_AGENT": "not a spec"}, "GATEWAY_AGENT"),
         ({"GATEWAY_QUEUE": "has space"}, "GATEWAY_QUEUE"),
         ({"GATEWAY_LOG_LEVEL": "LOUD"}, "GATEWAY_LOG_LEVEL"),
-        ({"GITHUB_API_URL": "ftp://x"}, "GITHUB_API_URL"),
-        ({"GITHUB_TOKEN": "t", "GITHUB_APP_ID": "1"}, "GITHUB_TOKEN"),
-        ({"GITHUB_APP_ID": "1"}, "GITHUB_APP_PRIVATE_KEY"),
-        ({"GITHUB_APP_ID": "abc", "GITHUB_APP_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----"}, "GITHUB_APP_ID"),
-        ({"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": "not a key"}, "GITHUB_APP_PRIVATE_KEY"),
-        ({"GITHUB_APP_PRIVATE_KEY_PATH": "/nonexistent/key.pem"}, "GITHUB_APP_PRIVATE_KEY_PATH"),
-        ({"GITHUB_APP_PRIVATE_KEY": "k", "GITHUB_APP_PRIVATE_KEY_PATH": "/k"}, "GITHUB_APP_PRIVATE_KEY_PATH"),
-        ({"STRIPE_SLACK_CHANNEL": "C1"}, "SLACK_BOT_TOKEN"),
-        ({"GATEWAY_AGENT": "llm", "LLM_MODEL": "m"}, "LLM_BASE_URL"),
-        ({"GATEWAY_AGENT": "llm", "LLM_BASE_URL": "http://llm"}, "LLM_MODEL"),
     ],
 )
 def test_bad_or_contradictory_settings_name_the_variable(environ: dict[str, str], variable: str) -> None:
@@ -84,12 +60,8 @@ def test_bad_or_contradictory_settings_name_the_variable(environ: dict[str, str]
 def test_redacted_view_hides_every_secret_and_redis_password() -> None:
     environ = {
         "SLACK_SIGNING_SECRET": "slack-signing-value",
-        "SLACK_BOT_TOKEN": "xoxb-bot-token-value",
         "GITHUB_WEBHOOK_SECRET": "github-hook-value",
-        "GITHUB_TOKEN": "github-token-value",
         "STRIPE_WEBHOOK_SECRET": "whsec_value",
-        "STRIPE_API_KEY": "sk_test_value",
-        "LLM_API_KEY": "llm-key-value",
         "REDIS_URL": "redis://:redis-password@db:6379/0",
     }
     view = redacted(Settings.from_environ(environ))
@@ -97,5 +69,5 @@ def test_redacted_view_hides_every_secret_and_redis_password() -> None:
     shown = repr(view) + repr(Settings.from_environ(environ))
     for value in environ.values():
         assert value.split("@")[0].split(":")[-1] not in shown
-    assert view["SLACK_SIGNING_SECRET"] == "<set>" and view["GITHUB_APP_ID"] == "<unset>"
+    assert view["SLACK_SIGNING_SECRET"] == "<set>" and view["GATEWAY_QUEUE"] == "gateway"
     assert view["REDIS_URL"] == "redis://:***@db:6379/0"

@@ -2,7 +2,8 @@
 
 The field rules are Slack's manifest schema v1 (github.com/slackapi/manifest-schema) and GitHub's
 "Registering a GitHub App from a manifest" and webhook-event permission tables, written out here
-independently of ``gateway/manifest.py``. PyYAML parses the YAML (it comes with uvicorn[standard]).
+independently of the platforms' ``manifest`` modules. PyYAML parses the YAML (it comes with
+uvicorn[standard]).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.manifest import to_yaml
+from gateway.platforms.slack.manifest import to_yaml
 from gateway.recorded import load
 from tests.support.signing import sign
 

@@ -7,7 +7,9 @@ import pytest
 from handlers.agent import Event, Run, load_agent
 from handlers.agents.triage import summarise
 from handlers.cli import worker_main
+from handlers.config import WorkerSettings
 from handlers.errors import AgentLoadError
+from handlers.services import Services
 
 
 def test_builtin_triage_loads() -> None:
@@ -83,6 +85,7 @@ def test_run_progress_and_cancellation_signal() -> None:
         deadline=0.0,
         log=logging.LoggerAdapter(logging.getLogger("t")),
         on_progress=seen.append,
+        services=Services(WorkerSettings.from_environ({})),
     )
     run.progress("one")
     assert run.messages == ("one",) and seen == ["one"] and run.remaining == 0.0

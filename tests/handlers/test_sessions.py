@@ -7,15 +7,8 @@ import signal
 import pytest
 import redis
 
-from tests.handlers.support import (
-    FAST,
-    WorkerProcess,
-    agent_log,
-    enqueue,
-    job_status,
-    slack_envelope,
-    wait_until,
-)
+from tests.handlers import support
+from tests.handlers.support import FAST, WorkerProcess, agent_log, enqueue, slack_envelope, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,7 +34,8 @@ def test_one_session_runs_in_arrival_order_while_others_run_in_parallel(
         WorkerProcess(redis_url, *FAST) as two,
     ):
         wait_until(
-            lambda: all(job_status(redis_client, j) == "finished" for j in ordered + parallel), timeout=30
+            lambda: all(support.job_status(redis_client, j) == "finished" for j in ordered + parallel),
+            timeout=30,
         )
         for worker in (one, two):
             worker.signal(signal.SIGTERM)

@@ -13,7 +13,7 @@ from rq.command import send_stop_job_command
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from handlers import runs
+from handlers.state import runs
 from tests.handlers.support import (
     FAST,
     QUEUE,

@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 
 from handlers.agent import Event, Run, Turn
+from handlers.config import WorkerSettings
 from handlers.logs import bind
+from handlers.services import Services
 
 BASE_URL = "http://127.0.0.1:9/v1"  # never reached: respx answers
 URL = BASE_URL + "/chat/completions"
@@ -70,7 +72,9 @@ def plain(body: dict[str, Any]) -> httpx.Response:
     return httpx.Response(200, json=body)
 
 
-def make_run(*, history: tuple[Turn, ...] = (), seconds: float = 60.0) -> tuple[Run, list[str]]:
+def make_run(
+    *, history: tuple[Turn, ...] = (), seconds: float = 60.0, services: Services | None = None
+) -> tuple[Run, list[str]]:
     """A real ``Run`` with ``seconds`` left, and the list its progress messages land in."""
     progress: list[str] = []
     run = Run(
@@ -81,6 +85,7 @@ def make_run(*, history: tuple[Turn, ...] = (), seconds: float = 60.0) -> tuple[
         deadline=time.time() + seconds,
         log=bind(logging.getLogger("tests.llm"), job_id="slack-Ev1"),
         on_progress=progress.append,
+        services=services or Services(WorkerSettings.from_environ({})),
     )
     return run, progress
 
@@ -88,7 +93,7 @@ def make_run(*, history: tuple[Turn, ...] = (), seconds: float = 60.0) -> tuple[
 def slack_event(
     text: str = "<@U0FAKEBOT> what is the status?", *, channel: str = "C1", thread: str = "1700000000.000100"
 ) -> Event:
-    """An ``app_mention`` in a thread, as ``handlers.slack.to_event`` would build it."""
+    """An ``app_mention`` in a thread, as ``handlers.slack.payload.to_event`` would build it."""
     inner = {
         "type": "app_mention",
         "user": "U1",

@@ -7,9 +7,10 @@ import json
 
 import respx
 
-from gateway.config import Settings
 from handlers.agent import Turn, load_agent
 from handlers.agents import llm
+from handlers.config import WorkerSettings
+from handlers.services import Services
 from tests.fakes import SlackFake
 from tests.handlers.llm.model import BASE_URL, URL, answer, calls, make_run, slack_event, streamed
 
@@ -22,7 +23,7 @@ def test_gateway_agent_llm_loads_the_llm_agent() -> None:
 def test_a_slack_mention_reads_the_thread_and_answers_with_history() -> None:
     with SlackFake() as slack:
         thread = slack.seed_message("C1", "deploy of api is stuck at 40%", ts="1700000000.000100")
-        settings = Settings.from_environ(
+        settings = WorkerSettings.from_environ(
             {
                 "SLACK_BOT_TOKEN": slack.token,
                 "SLACK_API_URL": slack.base_url,
@@ -42,8 +43,8 @@ def test_a_slack_mention_reads_the_thread_and_answers_with_history() -> None:
             Turn("user", "earlier question", "2026-11-22T10:00:00+00:00", "Ev0"),
             Turn("assistant", "earlier answer", "2026-11-22T10:00:01+00:00", "Ev0"),
         )
-        run, progress = make_run(history=history)
-        reply = asyncio.run(llm.answer(slack_event(thread=thread), run, settings=settings))
+        run, progress = make_run(history=history, services=Services(settings))
+        reply = asyncio.run(llm.answer(slack_event(thread=thread), run, settings=settings.llm))
 
     assert reply.text.startswith("The api deploy is stuck")
     first = json.loads(route.calls[0].request.content)

@@ -10,10 +10,10 @@ import httpx
 import pytest
 import respx
 
-from handlers.errors import PermanentError, TransientError
+from handlers.errors import DeadlineReached, PermanentError, TransientError, UnusableAnswer
 from handlers.llm.breaker import CircuitBreaker, CircuitOpen
-from handlers.llm.client import ChatClient, ChatConfig, DeadlineReached
-from handlers.llm.completion import Completion, UnusableAnswer
+from handlers.llm.client import ChatClient, ChatConfig
+from handlers.llm.completion import Completion
 from handlers.retry import RetryPolicy
 from tests.handlers.llm.model import BASE_URL, URL, answer, calls, plain, sse, streamed
 

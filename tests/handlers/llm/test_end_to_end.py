@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import Settings
-from handlers import runs
+from handlers.state import runs
 from tests.fakes import SlackFake
 from tests.handlers.llm.fake_model import ModelFake
 from tests.handlers.llm.model import answer, calls

@@ -15,8 +15,8 @@ from handlers.errors import TransientError
 from handlers.llm.breaker import CircuitBreaker
 from handlers.llm.client import ChatClient, ChatConfig
 from handlers.llm.loop import Budgets, ToolLoop
-from handlers.llm.tools import RESULT_LIMIT, Arguments, Tool, ToolError, schema
 from handlers.retry import RetryPolicy
+from handlers.tools import RESULT_LIMIT, Arguments, Tool, ToolError, schema
 from tests.handlers.llm.model import BASE_URL, URL, answer, calls, make_run, plain, streamed
 
 FAST = RetryPolicy(max_retries=2, base=0.01, cap=0.05)

@@ -8,11 +8,12 @@ from typing import Literal
 
 import pytest
 
-from gateway.config import Settings
 from gateway.errors import ConfigError
 from handlers.agent import Turn
+from handlers.config import WorkerSettings
 from handlers.llm.memory import TokenEstimator, history_messages
-from handlers.llm.prompts import DEFAULT_PROMPTS, build_messages, event_message
+from handlers.llm.prompts import build_messages, event_message, system_prompt
+from handlers.slack.tools import PROMPT as SLACK_PROMPT
 from tests.handlers.llm.model import slack_event
 
 
@@ -46,8 +47,17 @@ def test_the_estimate_learns_from_the_servers_usage() -> None:
 
 def test_messages_open_with_the_platform_prompt_then_history_then_the_event() -> None:
     history = _turns(2, chars=40)
-    messages = build_messages(slack_event("deploy?"), history, configured_prompt=None, history_tokens=1000)
-    assert messages[0] == {"role": "system", "content": DEFAULT_PROMPTS["slack"]}
+    messages = build_messages(
+        slack_event("deploy?"),
+        history,
+        configured_prompt=None,
+        history_tokens=1000,
+        platform_prompt=SLACK_PROMPT,
+    )
+    assert messages[0] == {"role": "system", "content": system_prompt(SLACK_PROMPT)}
+    assert (
+        messages[0]["content"].startswith("You are an AI teammate") and SLACK_PROMPT in messages[0]["content"]
+    )
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[-1]["content"].startswith("Platform: slack\nEvent: app_mention")
     assert messages[-1]["content"].endswith("Message:\ndeploy?")
@@ -65,12 +75,12 @@ def test_system_prompt_setting_reads_a_file_or_takes_the_text(tmp_path: Path) ->
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("You review Terraform.\n")
     assert (
-        Settings.from_environ({"LLM_SYSTEM_PROMPT": f"@{prompt}"}).llm.system_prompt
+        WorkerSettings.from_environ({"LLM_SYSTEM_PROMPT": f"@{prompt}"}).llm.system_prompt
         == "You review Terraform."
     )
-    assert Settings.from_environ({"LLM_SYSTEM_PROMPT": "Be terse."}).llm.system_prompt == "Be terse."
+    assert WorkerSettings.from_environ({"LLM_SYSTEM_PROMPT": "Be terse."}).llm.system_prompt == "Be terse."
     with pytest.raises(ConfigError, match="LLM_SYSTEM_PROMPT"):
-        Settings.from_environ({"LLM_SYSTEM_PROMPT": f"@{tmp_path / 'missing.txt'}"})
+        WorkerSettings.from_environ({"LLM_SYSTEM_PROMPT": f"@{tmp_path / 'missing.txt'}"})
 
 
 @pytest.mark.parametrize(
@@ -78,4 +88,4 @@ def test_system_prompt_setting_reads_a_file_or_takes_the_text(tmp_path: Path) ->
 )
 def test_bad_llm_settings_stop_start_up_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
-        Settings.from_environ({name: value})
+        WorkerSettings.from_environ({name: value})

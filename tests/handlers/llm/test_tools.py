@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from gateway.config import Settings
 from handlers.agent import Event
+from handlers.agents.llm import tools_for
+from handlers.config import WorkerSettings
 from handlers.errors import PermanentError
-from handlers.llm.tools import RESULT_LIMIT, Tool, cap, tools_for
+from handlers.services import Services
+from handlers.tools import RESULT_LIMIT, Tool, cap
 from tests.fakes import GitHubFake, SlackFake, StripeFake
 from tests.fakes.server import Reply, Request, Route, route
 from tests.handlers.llm.model import slack_event
@@ -90,8 +92,10 @@ def test_github_tools_read_the_pull_request_its_diff_and_files_at_the_head() -> 
         )
         fake.seed_comment("octo/app", 5, "Please add a test.", user="reviewer")
         fake.files[("app.py", "abc123")] = "print('hello')\n"
-        settings = Settings.from_environ({"GITHUB_TOKEN": fake.token, "GITHUB_API_URL": fake.base_url})
-        tools = _by_name(tools_for(_github_event(), settings))
+        services = Services(
+            WorkerSettings.from_environ({"GITHUB_TOKEN": fake.token, "GITHUB_API_URL": fake.base_url})
+        )
+        tools = _by_name(tools_for(_github_event(), services))
         assert set(tools) == {"github_issue", "github_pull_files", "github_file"}
 
         issue = json.loads(_run(tools["github_issue"]))
@@ -107,14 +111,16 @@ def test_github_tools_read_the_pull_request_its_diff_and_files_at_the_head() -> 
 def test_github_tool_errors_are_translated_not_crashes() -> None:
     with GitHubFake() as fake:
         fake.seed_repo("octo/app")
-        settings = Settings.from_environ({"GITHUB_TOKEN": fake.token, "GITHUB_API_URL": fake.base_url})
-        tools = _by_name(tools_for(_github_event(), settings))
+        services = Services(
+            WorkerSettings.from_environ({"GITHUB_TOKEN": fake.token, "GITHUB_API_URL": fake.base_url})
+        )
+        tools = _by_name(tools_for(_github_event(), services))
         with pytest.raises(PermanentError, match="GitHub 404"):
             _run(tools["github_issue"], number=99)
 
 
 def test_no_github_tools_without_credentials() -> None:
-    assert tools_for(_github_event(), Settings.from_environ({})) == []
+    assert tools_for(_github_event(), Services(WorkerSettings.from_environ({}))) == []
 
 
 def test_slack_thread_tool_reads_only_the_event_thread() -> None:
@@ -122,8 +128,10 @@ def test_slack_thread_tool_reads_only_the_event_thread() -> None:
         thread = fake.seed_message("C1", "deploy is stuck", ts="1700000000.000100")
         fake.seed_message("C1", "which env?", thread_ts=thread, user="U2")
         fake.seed_message("C1", "another thread", ts="1700000500.000100")
-        settings = Settings.from_environ({"SLACK_BOT_TOKEN": fake.token, "SLACK_API_URL": fake.base_url})
-        tools = _by_name(tools_for(slack_event(thread=thread), settings))
+        services = Services(
+            WorkerSettings.from_environ({"SLACK_BOT_TOKEN": fake.token, "SLACK_API_URL": fake.base_url})
+        )
+        tools = _by_name(tools_for(slack_event(thread=thread), services))
         text = _run(tools["slack_thread"], limit=10)
         assert text.splitlines()[0].endswith("<@U0FAKEUSER>: deploy is stuck")
         assert "<@U2>: which env?" in text and "another thread" not in text
@@ -155,8 +163,10 @@ def test_stripe_tools_read_the_event_customer_charges_invoices_and_subscription(
                 }
             },
         )
-        settings = Settings.from_environ({"STRIPE_API_KEY": fake.api_key, "STRIPE_API_BASE": fake.base_url})
-        tools = _by_name(tools_for(event, settings))
+        services = Services(
+            WorkerSettings.from_environ({"STRIPE_API_KEY": fake.api_key, "STRIPE_API_BASE": fake.base_url})
+        )
+        tools = _by_name(tools_for(event, services))
         assert json.loads(_run(tools["stripe_customer"]))["name"] == "Ada"
         charges = json.loads(_run(tools["stripe_charges"], limit=5))
         assert [c["failure_code"] for c in charges] == ["card_declined"]  # only this customer's

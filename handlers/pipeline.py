@@ -1,0 +1,199 @@
+"""The run pipeline: what happens to one delivery between the job starting and its reply landing.
+
+Each platform package (``handlers.slack``, ``handlers.github``, ``handlers.stripe``) describes
+itself as a ``WorkerPlatform`` and its job function is ``async def handle(envelope): return await
+run_event(PLATFORM, envelope)``. A run goes:
+
+1. ``to_event(envelope) -> Event``; ``is_ignored(event)`` ends events never worth a run (bots,
+   our own posts);
+2. if the delivery's ``ReplyMarker`` says it was already answered (a rerun after a crash), the
+   stored reply is committed again and nothing is posted or run;
+3. ``begin(event, run)``: show that work started (the Slack placeholder) and remember it;
+4. ``enrich(event, run) -> Event``: fetch the facts the agent needs (``Event.facts``);
+5. the agent runs; its progress goes to ``on_progress(event, text, run)`` through a throttled
+   ``ProgressRelay`` (at most one call per ``progress_interval``, latest wins);
+6. ``deliver(event, reply, run)`` posts the reply once; then the delivery is marked answered.
+   On timeout ``on_timeout(event, partial, run)`` is called instead; when enrichment or the
+   agent fails for good (the runtime will not retry it), ``on_failure(event, run)`` is, so
+   nobody waits on a "working on it" that will never change.
+
+The gateway worker sets the run's context before the job function runs; under a stock ``rq
+worker`` ``handlers.standalone`` builds one from the environment instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.types import Envelope
+from handlers import standalone
+from handlers.agent import Event, Reply, Run, Turn
+from handlers.errors import RunCancelled, RunTimedOut
+from handlers.progress import ProgressRelay
+from handlers.retry import describe
+from handlers.runtime.context import RunContext, current, execute_agent
+from handlers.services import Services
+from handlers.state import runs
+from handlers.state.replies import ReplyMarker
+from handlers.tools import Tool
+
+__all__ = [
+    "WorkerPlatform",
+    "log_delivery",
+    "log_progress",
+    "log_timeout",
+    "no_begin",
+    "no_enrich",
+    "no_failure_notice",
+    "no_notes",
+    "no_tools",
+    "run_event",
+]
+
+
+async def no_begin(event: Event, run: Run) -> None:
+    """The ``begin`` hook of platforms that show nothing before the answer."""
+
+
+async def no_enrich(event: Event, run: Run) -> Event:
+    """The ``enrich`` hook of platforms that fetch nothing before the run."""
+    return event
+
+
+async def no_failure_notice(event: Event, run: Run) -> None:
+    """The ``on_failure`` hook of platforms that showed nothing while the run went on."""
+
+
+def no_tools(event: Event, services: Services) -> list[Tool]:
+    """The ``tools`` of platforms that offer the model nothing to read."""
+    return []
+
+
+def no_notes(event: Event) -> list[str]:
+    """The ``notes`` of platforms whose event needs no more words than the ``Event`` has."""
+    return []
+
+
+async def log_delivery(event: Event, reply: Reply, run: Run) -> None:
+    """Log the reply instead of posting it (the platform's credentials are not set); the run
+    record keeps the text."""
+    run.log.info(
+        "reply ready (not posted: the platform's API credentials are not set)",
+        extra={"fields": {"reply_chars": len(reply.text), "subject": event.subject}},
+    )
+
+
+async def log_progress(event: Event, text: str, run: Run) -> None:
+    """Log progress instead of forwarding it (the run record keeps the text)."""
+    run.log.debug("progress", extra={"fields": {"chars": len(text)}})
+
+
+async def log_timeout(event: Event, partial: tuple[str, ...], run: Run) -> None:
+    """Log that the run timed out instead of telling the platform."""
+    run.log.warning("run timed out", extra={"fields": {"partial_messages": len(partial)}})
+
+
+@dataclass(frozen=True)
+class WorkerPlatform:
+    """What the pipeline, the runtime and the ``llm`` agent ask of one platform (see the module docstring).
+
+    Platforms that show nothing while a run goes on keep the defaults: progress and timeouts
+    are logged (the run record keeps them).
+
+    ``session_key(envelope)`` names the conversation a delivery belongs to (runs of one session
+    never overlap); ``tools(event, services)`` are the read-only tools the ``llm`` agent may use
+    on the event; ``prompt`` is what that agent's default system prompt says about the platform,
+    and ``notes(event)`` are lines its first message adds about the event (Stripe: the object).
+    """
+
+    name: str
+    session_key: Callable[[Envelope], str]
+    to_event: Callable[[Envelope], Event]
+    is_ignored: Callable[[Event], bool]
+    deliver: Callable[[Event, Reply, Run], Awaitable[None]]
+    on_progress: Callable[[Event, str, Run], Awaitable[None]] = log_progress
+    on_timeout: Callable[[Event, tuple[str, ...], Run], Awaitable[None]] = log_timeout
+    begin: Callable[[Event, Run], Awaitable[None]] = no_begin
+    enrich: Callable[[Event, Run], Awaitable[Event]] = no_enrich
+    on_failure: Callable[[Event, Run], Awaitable[None]] = no_failure_notice
+    tools: Callable[[Event, Services], list[Tool]] = no_tools
+    prompt: str = ""
+    notes: Callable[[Event], list[str]] = no_notes
+    progress_interval: float = 0.0
+
+
+async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, Any]:
+    """Turn ``envelope`` into an event, run the agent on it and deliver the reply once.
+
+    Returns the job's RQ result (JSON-safe). Raises what the agent or a hook raised,
+    ``RunTimedOut`` (after telling ``on_timeout``) or ``RunCancelled``; the runtime decides
+    what follows.
+    """
+    context = current() or standalone.context_for(envelope, session_key=platform.session_key)
+    event = platform.to_event(envelope)
+    run = context.run
+    if platform.is_ignored(event):
+        run.log.info("event ignored", extra={"fields": {"event": event.name}})
+        return {"status": "ignored"}
+    marker = ReplyMarker.for_run(run)
+    earlier = await marker.answered()
+    if earlier is not None:
+        run.log.info("reply already delivered by an earlier attempt; not running again")
+        _commit(context, event, earlier)
+        return {"status": "succeeded", "reply": earlier.text, "already_delivered": True}
+    await platform.begin(event, run)
+    try:
+        event = await platform.enrich(event, run)
+        reply = await _run_agent(platform, context, event)
+    except (RunTimedOut, RunCancelled):
+        raise
+    except Exception as error:
+        if not context.will_retry(error):
+            await _notify_failure(platform, event, run)
+        raise
+    await platform.deliver(event, reply, run)
+    await marker.mark_answered(reply)
+    _commit(context, event, reply)
+    result: dict[str, Any] = {"status": "succeeded", "reply": reply.text}
+    if isinstance(reply.data.get("llm"), Mapping):
+        # The LLM agent's accounting (model, steps, tokens, tool calls, latency) joins the run record.
+        result["accounting"] = dict(reply.data["llm"])
+    return result
+
+
+async def _run_agent(platform: WorkerPlatform, context: RunContext, event: Event) -> Reply:
+    run = context.run
+    relay = ProgressRelay(
+        lambda text: platform.on_progress(event, text, run), interval=platform.progress_interval, log=run.log
+    )
+    context.forward_progress = relay.push
+    try:
+        return await execute_agent(context, event)
+    except RunTimedOut as exc:
+        await relay.close()
+        await platform.on_timeout(event, exc.partial, run)
+        raise
+    finally:
+        await relay.close()
+
+
+async def _notify_failure(platform: WorkerPlatform, event: Event, run: Run) -> None:
+    """Tell the platform the run failed for good; a failure to tell never hides the run's own."""
+    try:
+        await platform.on_failure(event, run)
+    except Exception as exc:  # noqa: BLE001 - the run's error is what gets recorded and raised
+        run.log.warning("could not report the failure", extra={"fields": {"error": describe(exc)}})
+
+
+def _commit(context: RunContext, event: Event, reply: Reply) -> None:
+    context.commit(reply, _turns(event, reply))
+    if context.standalone is not None:
+        standalone.save(context.standalone, context)
+
+
+def _turns(event: Event, reply: Reply) -> list[Turn]:
+    asked = event.text or event.title or f"{event.name} {event.action or ''}".strip()
+    at = runs.utcnow()
+    return [Turn("user", asked, at, event.delivery_id), Turn("assistant", reply.text, at, event.delivery_id)]

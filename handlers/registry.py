@@ -1,0 +1,27 @@
+"""The worker's platforms, in one explicit list: what the runtime, the CLI and the ``llm`` agent ask.
+
+Each entry is a platform package's ``WorkerPlatform``. Its name matches the web side's
+(``gateway.platforms``) and the envelope's ``platform``. The runtime gets ``session_key`` from
+here when the worker starts; nothing imports a platform module by name at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from handlers import github, slack, stripe
+from handlers.pipeline import WorkerPlatform
+
+__all__ = ["PLATFORMS", "session_key"]
+
+_REGISTERED: tuple[WorkerPlatform, ...] = (slack.PLATFORM, github.PLATFORM, stripe.PLATFORM)
+
+PLATFORMS: dict[str, WorkerPlatform] = {platform.name: platform for platform in _REGISTERED}
+"""The worker's platforms by name."""
+
+
+def session_key(envelope: Mapping[str, Any]) -> str | None:
+    """The session of a queued envelope, by its platform; ``None`` for envelopes of no known platform."""
+    platform = PLATFORMS.get(str(envelope.get("platform")))
+    return platform.session_key(envelope) if platform is not None else None  # type: ignore[arg-type]

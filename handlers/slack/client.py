@@ -1,0 +1,100 @@
+"""Slack's Web API client for the worker, ``response_url`` posts, and how slack-sdk's errors become ours.
+
+The client is built once per worker (``web_client(services)``) at the configured API URL with
+an explicit timeout, and without slack-sdk's retry handlers: its default handler re-sends after
+a connection error, which can post twice; ``call`` retries under the one policy instead.
+Slack answers HTTP 200 with ``ok: false`` for most refusals; the error codes below that another
+attempt may fix are transient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.webhook import WebhookClient
+
+from handlers import clients
+from handlers.config import SlackSettings
+from handlers.errors import HandlerError, PermanentError, TransientError
+from handlers.retry import retry_after_header
+from handlers.services import Services
+
+__all__ = ["ERRORS", "build_client", "call", "is_configured", "respond", "web_client"]
+
+T = TypeVar("T")
+
+_TRANSIENT = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+class _SlackErrors:
+    """slack-sdk's exceptions as ours (``clients.ErrorTranslation``)."""
+
+    def translate(self, exc: BaseException) -> HandlerError | None:
+        if isinstance(exc, SlackApiError):
+            response = exc.response
+            code = str(response.get("error", "")) if response.data else ""
+            if response.status_code == 429 or response.status_code >= 500 or code in _TRANSIENT:
+                return TransientError(
+                    f"Slack {code or response.status_code}", retry_after=retry_after_header(response.headers)
+                )
+            return PermanentError(f"Slack refused the call: {code or response.status_code}")
+        if isinstance(exc, SlackClientError):
+            return TransientError(f"network error: {type(exc).__name__}")
+        return None
+
+    def is_unapplied(self, exc: BaseException) -> bool:
+        if isinstance(exc, SlackApiError):
+            return exc.response.status_code == 429 or exc.response.get("error") in (
+                "ratelimited",
+                "rate_limited",
+            )
+        return False
+
+
+ERRORS = _SlackErrors()
+
+
+async def call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``clients.call`` with slack-sdk's errors translated (same options: policy, deadline, idempotent)."""
+    return await clients.call(function, *args, translation=ERRORS, **kwargs)
+
+
+def is_configured(services: Services) -> bool:
+    """True when ``SLACK_BOT_TOKEN`` is set: otherwise replies are only logged."""
+    return bool(services.settings.slack.bot_token)
+
+
+def web_client(services: Services) -> WebClient:
+    """The worker's Web API client (``PermanentError`` without ``SLACK_BOT_TOKEN``)."""
+    return services.shared("slack.web_client", lambda: build_client(services.settings.slack))
+
+
+def build_client(settings: SlackSettings) -> WebClient:
+    """A Slack Web API client for the bot token; raises ``PermanentError`` when there is none."""
+    if not settings.bot_token:
+        raise PermanentError("SLACK_BOT_TOKEN is not set: the worker cannot reply in Slack")
+    return WebClient(
+        token=settings.bot_token,
+        base_url=settings.api_url,
+        timeout=clients.SDK_TIMEOUT_SECONDS,
+        retry_handlers=[],
+    )
+
+
+def respond(url: str, body: dict[str, Any]) -> None:
+    """POST ``body`` to a Slack ``response_url`` (blocking; use through ``call``).
+
+    Slack answers a response URL with a plain status, not ``ok``/``error`` JSON, so the status is
+    turned into our errors here like every other SDK outcome.
+    """
+    response = WebhookClient(url, timeout=clients.SDK_TIMEOUT_SECONDS, retry_handlers=[]).send_dict(body)
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise TransientError(f"Slack response_url {status}", retry_after=retry_after_header(response.headers))
+    if status >= 400:
+        raise PermanentError(f"Slack refused the response_url post: {status} {response.body[:100]}")

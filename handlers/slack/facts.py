@@ -1,0 +1,36 @@
+"""What the Slack agent may know before it runs: the queue's figures when the user asks for ``status``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import redis
+from rq import Queue, Worker
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+from handlers.agent import Event, Run
+from handlers.slack.format import command_of
+
+__all__ = ["enrich", "queue_status"]
+
+
+async def enrich(event: Event, run: Run) -> Event:
+    """Add ``facts["status"]`` (queue figures) when the user asks for ``status``."""
+    if command_of(event.text)[0] != "status":
+        return event
+    shared = run.services
+    status = await asyncio.to_thread(queue_status, shared.redis, shared.settings.queue_name)
+    return dataclasses.replace(event, facts={**event.facts, "status": status})
+
+
+def queue_status(connection: redis.Redis, name: str) -> dict[str, int]:
+    """Jobs queued, running, waiting for a retry and failed, and the live workers (blocking)."""
+    queue = Queue(name, connection=connection)
+    return {
+        "queued": queue.count,
+        "running": StartedJobRegistry(name, connection=connection).count,
+        "retrying": ScheduledJobRegistry(name, connection=connection).count,  # type: ignore[no-untyped-call]
+        "failed": FailedJobRegistry(name, connection=connection).count,
+        "workers": Worker.count(connection=connection, queue=queue),
+    }

@@ -1,0 +1,94 @@
+"""Every Redis key the worker side reads or writes besides RQ's own, in one place.
+
+RQ's keys (``rq:job:<id>``, ``rq:queue:<name>``, ``rq:wip:<name>``...) are named by RQ; the
+prefix is read from RQ so a custom ``RQ_KEY_PREFIX`` keeps working. The ingress's claim key is
+the ingress's (``gateway.queue.claim_key``), named here too for the worker side's readers.
+"""
+
+from __future__ import annotations
+
+from rq.defaults import RQ_KEY_PREFIX
+
+from gateway.queue import claim_key as claim
+
+PREFIX = "gateway"
+WORKERS = f"{PREFIX}:workers"
+"""Set of runtime worker names that may hold claims; the reaper walks it."""
+CANCEL_CHANNEL = f"{PREFIX}:cancel"
+"""Pub/sub channel carrying the ids of cancelled runs, for a prompt stop."""
+SESSIONS_WAITING = f"{PREFIX}:sessions:waiting"
+"""Set of session ids that have parked events; the reaper unsticks orphaned ones."""
+
+__all__ = [
+    "CANCEL_CHANNEL",
+    "PREFIX",
+    "RQ_JOB",
+    "RQ_QUEUE",
+    "SESSIONS_WAITING",
+    "WORKERS",
+    "cancel",
+    "claim",
+    "claimed",
+    "held",
+    "lease",
+    "reply",
+    "run",
+    "run_progress",
+    "session_history",
+    "session_lock",
+    "session_wait",
+]
+
+RQ_JOB = f"{RQ_KEY_PREFIX}:job:"
+RQ_QUEUE = f"{RQ_KEY_PREFIX}:queue:"
+
+
+def lease(worker: str) -> str:
+    """Exists while ``worker`` is alive (short TTL, renewed by its heartbeat)."""
+    return f"{PREFIX}:worker:{worker}:lease"
+
+
+def claimed(worker: str) -> str:
+    """Set of job ids ``worker`` has taken from the queue and not yet finished."""
+    return f"{PREFIX}:worker:{worker}:claimed"
+
+
+def held(job_id: str) -> str:
+    """``<worker>|<token>`` of the one claim that may finish ``job_id``."""
+    return f"{PREFIX}:held:{job_id}"
+
+
+def cancel(job_id: str) -> str:
+    """Set when ``job_id`` was asked to stop; read at claim time and by heartbeats."""
+    return f"{PREFIX}:cancel:{job_id}"
+
+
+def run(job_id: str) -> str:
+    """Hash: the run record of one delivery (status, timings, attempts, error, reply)."""
+    return f"{PREFIX}:run:{job_id}"
+
+
+def run_progress(job_id: str) -> str:
+    """List: the progress messages of one run, oldest first."""
+    return f"{PREFIX}:run:{job_id}:progress"
+
+
+def session_history(session_id: str) -> str:
+    """List of JSON turns of one session, oldest first."""
+    return f"{PREFIX}:session:{session_id}:history"
+
+
+def session_lock(session_id: str) -> str:
+    """Id of the job that owns the session right now (running, queued or awaiting a retry)."""
+    return f"{PREFIX}:session:{session_id}:lock"
+
+
+def session_wait(session_id: str) -> str:
+    """Sorted set of parked job ids of the session, scored by arrival (job creation time)."""
+    return f"{PREFIX}:session:{session_id}:wait"
+
+
+def reply(job_id: str) -> str:
+    """Hash: what was posted for one delivery (message ts, comment id, ``answered``), kept for at
+    least the dedupe window so a rerun edits or skips instead of posting again."""
+    return f"{PREFIX}:reply:{job_id}"
