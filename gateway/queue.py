@@ -38,16 +38,15 @@ from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 from rq.utils import utcformat
 
+from gateway import keys
 from gateway.errors import QueueUnavailable
 from gateway.types import Envelope
 
 __all__ = [
-    "CLAIM_PREFIX",
     "FAILURE_TTL",
     "MAX_DELIVERY_ID_BYTES",
     "RESULT_TTL",
     "Enqueuer",
-    "claim_key",
     "job_data",
     "to_job_id",
 ]
@@ -67,8 +66,6 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9-]+")
 _SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 MAX_DELIVERY_ID_BYTES = 200
 
-CLAIM_PREFIX = "gateway:claim:"
-
 
 def to_job_id(platform: str, delivery_id: str) -> str:
     """``<platform>-<delivery id>``, with every byte RQ refuses written ``_xx``.
@@ -80,11 +77,6 @@ def to_job_id(platform: str, delivery_id: str) -> str:
         return f"{platform}-{delivery_id}"
     escaped = "".join(chr(b) if b in _SAFE_BYTES else f"_{b:02x}" for b in delivery_id.encode())
     return f"{platform}-{escaped}"
-
-
-def claim_key(job_id: str) -> str:
-    """The Redis key that marks ``job_id`` as claimed."""
-    return CLAIM_PREFIX + job_id
 
 
 # One call claims and enqueues a whole batch of deliveries. Redis runs a script atomically, and
@@ -221,13 +213,13 @@ class Enqueuer:
             self._schedule_flush(asyncio.get_running_loop())
 
     async def _flush(self, batch: Sequence[_Pending]) -> None:
-        keys: list[str] = [self.queue_key, Queue.redis_queues_keys]
+        redis_keys: list[str] = [self.queue_key, Queue.redis_queues_keys]
         args: list[Any] = [self._dedupe_ttl, "1", utcformat(rq_now()), len(self._template), *self._template]
         for item in batch:
-            keys += (claim_key(item.job_id), Job.redis_job_namespace_prefix + item.job_id)
+            redis_keys += (keys.claim(item.job_id), Job.redis_job_namespace_prefix + item.job_id)
             args += (item.job_id, item.data, item.description)
         try:
-            results = await self._script(keys=keys, args=args)
+            results = await self._script(keys=redis_keys, args=args)
         except (TimeoutError, redis.RedisError, OSError) as exc:
             logger.warning("claim-and-enqueue failed for %d deliveries: %s", len(batch), type(exc).__name__)
             error = QueueUnavailable(type(exc).__name__)

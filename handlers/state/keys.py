@@ -1,21 +1,18 @@
 """Every Redis key the worker side reads or writes besides RQ's own, in one place.
 
 RQ's keys (``rq:job:<id>``, ``rq:queue:<name>``, ``rq:wip:<name>``...) are named by RQ; the
-prefix is read from RQ so a custom ``RQ_KEY_PREFIX`` keeps working. The ingress's claim key is
-the ingress's (``gateway.queue.claim_key``), named here too for the worker side's readers.
+prefix is read from RQ so a custom ``RQ_KEY_PREFIX`` keeps working. The keys the web side
+reads or writes too (claims, run records, cancellation) are ``gateway.keys``', re-exported here.
 """
 
 from __future__ import annotations
 
 from rq.defaults import RQ_KEY_PREFIX
 
-from gateway.queue import claim_key as claim
+from gateway.keys import CANCEL_CHANNEL, PREFIX, cancel, claim, run, run_progress
 
-PREFIX = "gateway"
 WORKERS = f"{PREFIX}:workers"
 """Set of runtime worker names that may hold claims; the reaper walks it."""
-CANCEL_CHANNEL = f"{PREFIX}:cancel"
-"""Pub/sub channel carrying the ids of cancelled runs, for a prompt stop."""
 SESSIONS_WAITING = f"{PREFIX}:sessions:waiting"
 """Set of session ids that have parked events; the reaper unsticks orphaned ones."""
 
@@ -56,21 +53,6 @@ def claimed(worker: str) -> str:
 def held(job_id: str) -> str:
     """``<worker>|<token>`` of the one claim that may finish ``job_id``."""
     return f"{PREFIX}:held:{job_id}"
-
-
-def cancel(job_id: str) -> str:
-    """Set when ``job_id`` was asked to stop; read at claim time and by heartbeats."""
-    return f"{PREFIX}:cancel:{job_id}"
-
-
-def run(job_id: str) -> str:
-    """Hash: the run record of one delivery (status, timings, attempts, error, reply)."""
-    return f"{PREFIX}:run:{job_id}"
-
-
-def run_progress(job_id: str) -> str:
-    """List: the progress messages of one run, oldest first."""
-    return f"{PREFIX}:run:{job_id}:progress"
 
 
 def session_history(session_id: str) -> str:
