@@ -22,6 +22,7 @@ synthetic ``done``, id ``DONE_ID``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,6 +99,12 @@ class RunEvent:
     id: str
     kind: str
     data: dict[str, Any]
+
+    @functools.cached_property
+    def sse(self) -> bytes:
+        """The event as a server-sent event, encoded once however many followers get it."""
+        data = orjson.dumps(self.data)
+        return b"id: " + self.id.encode() + b"\nevent: " + self.kind.encode() + b"\ndata: " + data + b"\n\n"
 
 
 @dataclass(frozen=True)

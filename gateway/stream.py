@@ -18,7 +18,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import orjson
 import redis
 import redis.asyncio as aioredis
 from rq.utils import as_text
@@ -172,8 +171,4 @@ async def follow(
 async def sse(events: AsyncIterator[RunEvent | None]) -> AsyncIterator[bytes]:
     """Server-sent events text for ``events``; ``None`` becomes a keep-alive comment."""
     async for event in events:
-        if event is None:
-            yield b": keepalive\n\n"
-            continue
-        data = orjson.dumps(event.data)
-        yield b"id: " + event.id.encode() + b"\nevent: " + event.kind.encode() + b"\ndata: " + data + b"\n\n"
+        yield b": keepalive\n\n" if event is None else event.sse

@@ -28,7 +28,8 @@ SECURITY_HEADERS = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # "same-origin", not "no-referrer": with no-referrer browsers send "Origin: null" on form posts.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
