@@ -14,7 +14,7 @@ import redis
 
 from gateway import keys, runs
 
-__all__ = ["EXIT_ENDED_BADLY", "EXIT_SUCCEEDED", "list_runs", "watch"]
+__all__ = ["EXIT_ENDED_BADLY", "EXIT_SUCCEEDED", "describe", "list_runs", "watch"]
 
 EXIT_SUCCEEDED, EXIT_ENDED_BADLY = 0, 1
 _BLOCK_MS = 2000

@@ -18,7 +18,7 @@ from handlers.pipeline import WorkerPlatform, run_event
 from handlers.services import Services
 from handlers.state.sessions import build_key
 
-__all__ = ["PLATFORM", "handle", "session_key"]
+__all__ = ["PLATFORM", "delivered", "deliver", "handle", "session_key", "to_event"]
 
 
 def session_key(envelope: Envelope) -> str:
