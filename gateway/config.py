@@ -37,6 +37,7 @@ _SHARED_VARIABLES: dict[str, str] = {
     "GATEWAY_DEDUPE_TTL": "seconds a delivery id stays claimed (default and minimum 259200, 3 days)",
     "GATEWAY_RUN_DEADLINE": "seconds an agent run may take before it ends as timed out (default 600)",
     "GATEWAY_LOG_LEVEL": "log level: DEBUG, INFO (default), WARNING, ERROR",
+    "GATEWAY_API_TOKEN": "bearer token(s) of the runs API and the console, comma-separated; unset: both off",
 }
 
 VARIABLES: dict[str, str] = {
@@ -45,7 +46,9 @@ VARIABLES: dict[str, str] = {
 }
 """Every setting the web side reads, with its meaning."""
 
-SECRET_VARIABLES = frozenset(platform.secret_variable for platform in PLATFORMS.values())
+SECRET_VARIABLES = frozenset(
+    {"GATEWAY_API_TOKEN", *(platform.secret_variable for platform in PLATFORMS.values())}
+)
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -70,6 +73,7 @@ class Settings:
     run_deadline: float
     log_level: str
     platforms: tuple[PlatformSettings, ...]
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +86,7 @@ class Settings:
             run_deadline=float(env.integer("GATEWAY_RUN_DEADLINE", 600, minimum=1)),
             log_level=env.choice("GATEWAY_LOG_LEVEL", "INFO", _LOG_LEVELS),
             platforms=tuple(_read_platform(env, platform) for platform in PLATFORMS.values()),
+            api_tokens=env.secrets("GATEWAY_API_TOKEN"),
         )
 
     @property
@@ -105,6 +110,7 @@ class Settings:
             "GATEWAY_DEDUPE_TTL": str(self.dedupe_ttl),
             "GATEWAY_RUN_DEADLINE": f"{self.run_deadline:g}",
             "GATEWAY_LOG_LEVEL": self.log_level,
+            "GATEWAY_API_TOKEN": ",".join(self.api_tokens),
         }
         for settings in self.platforms:
             platform = PLATFORMS[settings.name]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -59,6 +60,9 @@ class DevStack:
             if not self.environ.get(name):
                 self.environ[name] = value
                 _say(f"{name} is not set: using the development value {value!r} (never use it in production)")
+        if not self.environ.get("GATEWAY_API_TOKEN"):
+            # The console is on in dev: with a token made for this run, printed with its URL.
+            self.environ["GATEWAY_API_TOKEN"] = secrets.token_urlsafe(24)
         settings = Settings.from_environ(self.environ)
         worker_side("handlers.config:check_environ")(self.environ)
         return settings
@@ -184,8 +188,13 @@ class DevStack:
         lines = ["", "gateway dev is running. Webhook URLs to register (behind your public tunnel or proxy):"]
         lines += [f"  {platform:<7} {base}/webhooks/{platform}" for platform in PLATFORMS]
         lines += [f"  health  {base}/health"]
+        token = self.environ["GATEWAY_API_TOKEN"].split(",")[0].strip()
         lines += [
-            f"Try it: gateway replay fixtures/slack/app_mention.body --url {base} --new-ids --dev-secrets"
+            f"Console: {base}/console  (sign in with the token {token})",
+            f"Runs API: curl -H 'Authorization: Bearer {token}' {base}/api/runs",
+            f"For gateway commands in another terminal: export REDIS_URL={self.environ['REDIS_URL']}",
+            f"Try it: gateway replay fixtures/slack/app_mention.body --url {base} --new-ids --dev-secrets",
+            "  then: gateway runs watch <the job id replay prints>   (or open it in the console)",
         ]
         lines += ["Press Ctrl-C to stop everything.", ""]
         return "\n".join(lines)

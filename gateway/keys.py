@@ -7,12 +7,27 @@ other, keeps one name for each; ``handlers.state.keys`` re-exports them beside t
 
 from __future__ import annotations
 
-__all__ = ["CANCEL_CHANNEL", "CLAIM_PREFIX", "PREFIX", "cancel", "claim", "run", "run_progress"]
+__all__ = [
+    "CANCEL_CHANNEL",
+    "CLAIM_PREFIX",
+    "DELIVERIES",
+    "PREFIX",
+    "RUNS",
+    "cancel",
+    "claim",
+    "run",
+    "run_events",
+    "run_progress",
+]
 
 PREFIX = "gateway"
 CLAIM_PREFIX = f"{PREFIX}:claim:"
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
 """Pub/sub channel carrying the ids of cancelled runs, for a prompt stop."""
+RUNS = f"{PREFIX}:runs"
+"""Sorted set of every run's job id, scored by arrival (Unix milliseconds): the runs list, newest first."""
+DELIVERIES = f"{PREFIX}:deliveries"
+"""Stream of the deliveries the ingress saw (refused ones too), capped: ``GET /api/deliveries``."""
 
 
 def claim(job_id: str) -> str:
@@ -34,3 +49,8 @@ def run(job_id: str) -> str:
 def run_progress(job_id: str) -> str:
     """List: the progress messages of one run, oldest first."""
     return f"{PREFIX}:run:{job_id}:progress"
+
+
+def run_events(job_id: str) -> str:
+    """Stream: the events of one run (status, progress, message, reply, done), ids only growing."""
+    return f"{PREFIX}:run:{job_id}:events"

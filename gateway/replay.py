@@ -31,9 +31,11 @@ import httpx
 from gateway.config import Settings
 from gateway.errors import ConfigError, GatewayError, UsageError
 from gateway.platforms import PLATFORMS
+from gateway.queue import to_job_id
 from gateway.recorded import SIGNATURE_HEADERS, Recording, load
+from gateway.types import Delivery
 
-__all__ = ["Answer", "collect", "renew_ids", "replay_command", "send", "signing_secrets"]
+__all__ = ["Answer", "collect", "job_id_of", "renew_ids", "replay_command", "send", "signing_secrets"]
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 _DROPPED_HEADERS = SIGNATURE_HEADERS | {"content-length", "host"}
@@ -204,7 +206,19 @@ def _line(done: int, total: int, recording: Recording, answer: Answer, *, copy: 
     status = "---" if answer.status is None else str(answer.status)
     text = " ".join(answer.text.split())
     text = (text[:157] + "...") if len(text) > 160 else text
-    return f"[{done}/{total}] {status} {label} {answer.seconds * 1000:.0f}ms {text}".rstrip()
+    job = f" job {job_id}" if (job_id := job_id_of(recording)) else ""
+    return f"[{done}/{total}] {status} {label}{job} {answer.seconds * 1000:.0f}ms {text}".rstrip()
+
+
+def job_id_of(recording: Recording) -> str | None:
+    """The job id the gateway gives ``recording``'s delivery (what ``gateway runs watch`` takes);
+    ``None`` for handshakes and bodies its platform cannot parse."""
+    headers = {name.lower(): value for name, value in recording.headers.items()}
+    try:
+        parsed = PLATFORMS[recording.platform].parse(recording.body, headers)
+    except GatewayError:
+        return None
+    return to_job_id(recording.platform, parsed.delivery_id) if isinstance(parsed, Delivery) else None
 
 
 def _base_url(url: str) -> str:

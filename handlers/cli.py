@@ -24,7 +24,8 @@ from rq.serializers import JSONSerializer
 
 from gateway import logs
 from gateway.errors import ConfigError
-from handlers import registry
+from gateway.runs import STATUSES
+from handlers import registry, watch
 from handlers.agent import load_agent
 from handlers.config import WorkerSettings, redacted
 from handlers.errors import AgentLoadError, UsageError
@@ -80,10 +81,17 @@ def failed_main(argv: list[str]) -> int:
 
 
 def runs_main(argv: list[str]) -> int:
-    """``gateway runs show ID`` (the run record, JSON) and ``gateway runs cancel ID``."""
-    parser = argparse.ArgumentParser(prog="gateway runs", description="Show or cancel a run by job id.")
+    """``gateway runs list|show ID|watch ID|cancel ID``: the runs, one run's record or events, cancel."""
+    parser = argparse.ArgumentParser(prog="gateway runs", description="List, show, follow or cancel runs.")
     sub = parser.add_subparsers(dest="action", required=True)
+    listing = sub.add_parser("list", help="the newest runs, one line each")
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--platform")
+    listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     sub.add_parser("show", help="the run record as JSON").add_argument("job_id")
+    following = sub.add_parser("watch", help="follow the run's events until it ends (exit 0: succeeded)")
+    following.add_argument("job_id")
+    following.add_argument("--timeout", type=float, default=3600.0, help="give up after S seconds (3600)")
     sub.add_parser("cancel", help="cancel the run; it is not retried").add_argument("job_id")
     return _command(parser, argv, _runs)
 
@@ -135,6 +143,12 @@ def _failed(args: argparse.Namespace, settings: WorkerSettings, connection: redi
 
 def _runs(args: argparse.Namespace, settings: WorkerSettings, connection: redis.Redis) -> int:
     try:
+        if args.action == "list":
+            if not 1 <= args.limit <= 1000:
+                return _error("--limit: must be from 1 to 1000", EXIT_USAGE)
+            return watch.list_runs(connection, limit=args.limit, status=args.status, platform=args.platform)
+        if args.action == "watch":
+            return watch.watch(connection, args.job_id, timeout=args.timeout)
         if args.action == "show":
             record = runs.get_run(connection, args.job_id)
             if record is None:

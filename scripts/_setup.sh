@@ -1,17 +1,23 @@
 # Shared by scripts/dev and scripts/test: install what the project needs on a Debian machine.
 # Sourced, not run. Every step is skipped when its result is already there.
 
-ensure_redis() {
-  command -v redis-server >/dev/null 2>&1 && return 0
+# ensure_debian_package COMMAND PACKAGE: install PACKAGE with apt-get unless COMMAND is on PATH.
+ensure_debian_package() {
+  command -v "$1" >/dev/null 2>&1 && return 0
   local sudo=""
   if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { echo "redis-server is missing: install it with apt-get install redis-server" >&2; exit 1; }
+    command -v sudo >/dev/null 2>&1 || { echo "$1 is missing: install it with apt-get install $2" >&2; exit 1; }
     sudo="sudo"
   fi
-  echo "installing redis-server (Debian package) ..." >&2
+  echo "installing $2 (Debian package) ..." >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$2" >/dev/null
 }
+
+ensure_redis() { ensure_debian_package redis-server redis-server; }
+
+# The console's tests drive a real headless browser: Debian's chromium.
+ensure_chromium() { ensure_debian_package chromium chromium; }
 
 # ensure_venv EXTRAS: a virtualenv in .venv with the project installed editable, e.g. ensure_venv "[test]".
 ensure_venv() {

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.types import Envelope
-from handlers.github import facts, reply, tools
+from handlers.github import client, facts, reply, tools
 from handlers.github.payload import is_ignored, session_key, to_event
 from handlers.pipeline import WorkerPlatform, run_event
 
@@ -30,6 +30,7 @@ PLATFORM = WorkerPlatform(
     to_event=to_event,
     is_ignored=is_ignored,
     deliver=reply.deliver,
+    is_configured=client.is_configured,
     enrich=facts.enrich,
     tools=tools.build,
     prompt=tools.PROMPT,

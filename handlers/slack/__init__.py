@@ -20,7 +20,7 @@ from typing import Any
 
 from gateway.types import Envelope
 from handlers.pipeline import WorkerPlatform, run_event
-from handlers.slack import facts, reply, tools
+from handlers.slack import client, facts, reply, tools
 from handlers.slack.payload import is_ignored, session_key, to_event
 
 __all__ = ["PLATFORM", "handle", "session_key"]
@@ -31,11 +31,14 @@ PLATFORM = WorkerPlatform(
     to_event=to_event,
     is_ignored=is_ignored,
     deliver=reply.deliver,
+    is_configured=client.is_configured,
     on_progress=reply.on_progress,
     on_timeout=reply.on_timeout,
     on_failure=reply.on_failure,
+    on_cancel=reply.on_cancel,
     begin=reply.begin,
     enrich=facts.enrich,
+    preview=reply.preview,
     tools=tools.build,
     prompt=tools.PROMPT,
     progress_interval=reply.PROGRESS_INTERVAL,

@@ -36,11 +36,14 @@ __all__ = [
     "METADATA_TYPE",
     "PLACEHOLDER",
     "PROGRESS_INTERVAL",
+    "STOPPED",
     "begin",
     "deliver",
+    "on_cancel",
     "on_failure",
     "on_progress",
     "on_timeout",
+    "preview",
 ]
 
 PLACEHOLDER = ":hourglass_flowing_sand: Working on it…"
@@ -48,6 +51,7 @@ FAILED = (
     ":x: Sorry, this failed and will not be retried."
     " An operator can look it up: `gateway runs show {job_id}`."
 )
+STOPPED = ":octagonal_sign: Stopped before it finished."
 METADATA_TYPE = "gateway_reply"
 # chat.update is Tier 3 (~50/min per workspace): at most one progress edit per message per 1.5 s.
 PROGRESS_INTERVAL = 1.5
@@ -112,6 +116,17 @@ async def on_failure(event: Event, run: Run) -> None:
     """
     if is_configured(run.services):
         await _edit_placeholder(event, to_mrkdwn(FAILED.format(job_id=run.job_id)), run, deadline=_late(run))
+
+
+def preview(reply: Reply) -> str:
+    """The answer's text as it is posted (Slack mrkdwn)."""
+    return to_mrkdwn(reply.text)
+
+
+async def on_cancel(event: Event, run: Run) -> None:
+    """Replace the placeholder with a note that the run was stopped (nothing else is posted)."""
+    if is_configured(run.services):
+        await _edit_placeholder(event, STOPPED, run, deadline=_late(run))
 
 
 async def _edit_placeholder(event: Event, text: str, run: Run, **call_options: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from gateway.types import Envelope
 from handlers.pipeline import WorkerPlatform, run_event
-from handlers.stripe import facts, reply, tools
+from handlers.stripe import client, facts, reply, tools
 from handlers.stripe.payload import is_ignored, session_key, to_event
 
 __all__ = ["PLATFORM", "handle", "session_key"]
@@ -29,6 +29,7 @@ PLATFORM = WorkerPlatform(
     to_event=to_event,
     is_ignored=is_ignored,
     deliver=reply.deliver,
+    is_configured=client.is_configured,
     enrich=facts.enrich,
     tools=tools.build,
     prompt=tools.PROMPT,

@@ -177,6 +177,16 @@ def test_dev_runs_a_delivery_end_to_end_and_ctrl_c_stops_every_child(dev: Dev, s
     assert slack.calls(path="/chat.*"), "the worker replied through the Slack API"
     connection.close()
 
+    # The banner names the console, its token and the REDIS_URL other commands need; the token works.
+    token = re.search(r"sign in with the token (\S+)\)", banner)
+    assert token and f"http://127.0.0.1:{dev.port}/console" in banner
+    assert f"export REDIS_URL=redis://127.0.0.1:{dev.redis_port()}/0" in banner
+    api = httpx.get(
+        f"http://127.0.0.1:{dev.port}/api/runs/slack-EvDev0001",
+        headers={"Authorization": f"Bearer {token[1]}"},
+    )
+    assert api.status_code == 200 and api.json()["status"] == "succeeded"
+
     redis_port = dev.redis_port()
     assert dev.stop(signal.SIGINT) == 0
     assert not [name for name, pid in pids.items() if _is_alive(pid)]

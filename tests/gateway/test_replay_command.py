@@ -113,11 +113,14 @@ def test_new_ids_make_each_replay_new_work(served: str, redis_url: str, name: st
     assert _replay(path, "--url", served).returncode == 0
     original = load(FIXTURES / f"{name}.body").expect
     assert original is not None and _queued(redis_url) == [original["job_id"]]
+    printed: list[str] = []
     for _ in range(2):
         result = _replay(path, "--url", served, "--new-ids", "--repeat", "2")
         assert result.returncode == 0, result.stdout + result.stderr
+        printed += [line.split(" job ", 1)[1].split()[0] for line in result.stdout.splitlines()]
     queued = _queued(redis_url)
     assert len(queued) == 3 and len(set(queued)) == 3, queued
+    assert printed[0::2] == printed[1::2] and set(printed) == set(queued[1:])  # each line names its job
     assert all(job_id.startswith(f"{name.split('/')[0]}-") for job_id in queued)
 
 
