@@ -23,7 +23,7 @@ from gateway.errors import ConfigError
 from gateway.manifest import MANIFESTS
 from gateway.platforms import PLATFORMS
 
-__all__ = ["main", "serve_command", "tune_garbage_collector", "worker_side"]
+__all__ = ["main", "port_number", "serve_command", "tune_garbage_collector", "worker_side"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 GC_YOUNGEST_THRESHOLD = 10_000
@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the web app (acknowledges and queues deliveries)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--port", type=port_number, default=8000, help="port to listen on (default 8000)")
     serve.set_defaults(command=serve_command)
     dev = commands.add_parser(
         "dev", help="run Redis, the web app and a worker on this machine; Ctrl-C stops all"
@@ -81,7 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--host", default="127.0.0.1", help="interface the web app listens on (default 127.0.0.1)"
     )
-    dev.add_argument("--port", type=int, default=8000, help="port the web app listens on (default 8000)")
+    dev.add_argument(
+        "--port", type=port_number, default=8000, help="port the web app listens on (default 8000)"
+    )
     dev.set_defaults(command=_dev_command)
     _add_replay(commands)
     _add_manifest(commands)
@@ -130,6 +132,17 @@ def _add_manifest(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     manifest.add_argument("--form", action="store_true", help="GitHub: an HTML page that starts the flow")
     manifest.add_argument("--org", help="GitHub: register the App under this organization")
     manifest.set_defaults(command=_manifest_command)
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1-65535 (argparse exits 2 on anything else; 0 would pick a random port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {value}")
+    return value
 
 
 def _positive(text: str) -> int:

@@ -202,8 +202,16 @@ def redacted(settings: WorkerSettings) -> dict[str, str]:
 
 
 def check_environ(environ: Mapping[str, str]) -> None:
-    """Raise ``ConfigError`` if the worker would refuse ``environ`` (``gateway dev`` checks first)."""
-    WorkerSettings.from_environ(environ)
+    """Raise ``ConfigError`` if the worker would refuse ``environ`` or its agent (``gateway dev``
+    checks first)."""
+    from handlers.agent import load_agent  # the agent module imports these settings
+    from handlers.errors import AgentLoadError
+
+    settings = WorkerSettings.from_environ(environ)
+    try:
+        load_agent(settings.agent)
+    except AgentLoadError as exc:
+        raise ConfigError("GATEWAY_AGENT", str(exc)) from None
 
 
 def _describe_prompt(setting: str | None) -> str:

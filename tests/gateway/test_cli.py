@@ -44,6 +44,28 @@ def test_check_redacts_secrets_and_reports_redis(redis_url: str) -> None:
     assert "platforms on: slack" in result.stdout and "redis: ok" in result.stdout
 
 
+def test_check_says_what_dev_would_run_on_development_secrets(redis_url: str) -> None:
+    result = _gateway("check", env=_environ(REDIS_URL=redis_url, GITHUB_WEBHOOK_SECRET=SECRET))
+    assert result.returncode == 0, result.stderr
+    assert "platforms on: github" in result.stdout
+    assert "gateway dev would also run slack, stripe on its public development secrets" in result.stdout
+    assert "agent: triage (loads)" in result.stdout
+
+
+def test_check_refuses_an_agent_the_worker_would_refuse(redis_url: str) -> None:
+    result = _gateway("check", env=_environ(REDIS_URL=redis_url, GATEWAY_AGENT="no_such_module:agent"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: GATEWAY_AGENT:") and "no_such_module" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "dev"])
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_an_out_of_range_port_exits_2_before_anything_starts(command: str, port: str) -> None:
+    result = _gateway(command, "--port", port, env=_environ(SLACK_SIGNING_SECRET=SECRET))
+    assert result.returncode == 2, result.stderr
+    assert "--port" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_check_exits_1_when_redis_does_not_answer() -> None:
     result = _gateway("check", env=_environ(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"))
     assert result.returncode == 1 and "redis: unreachable" in result.stdout
