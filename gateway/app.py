@@ -150,7 +150,7 @@ class _Gateway:
             status, body = await self._handle(name, receive, headers, log)
         except GatewayError as exc:
             status, body = _refuse(exc, log)
-        await _answer(send, status, body)
+        await _answer(send, status, body, outcome=log.get("_outcome"))
 
     async def _handle(
         self, name: str, receive: Receive, headers: dict[str, str], log: dict[str, Any]
@@ -247,8 +247,11 @@ def _refuse(exc: GatewayError, log: dict[str, Any]) -> tuple[int, bytes]:
     raise exc
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
+async def _answer(send: Send, status: int, body: bytes, *, outcome: str | None) -> None:
     headers = [(b"content-length", str(len(body)).encode())]
+    if outcome is not None:
+        # What the delivery's log line says (queued, duplicate, ...), for `gateway replay`.
+        headers.append((b"x-gateway-outcome", outcome.encode()))
     if body:
         headers.append((b"content-type", b"application/json"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -256,6 +259,7 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
 
 
 def _write_log(log: dict[str, Any], *, outcome: str, status: int, reason: str | None = None) -> None:
+    log["_outcome"] = outcome
     fields = {key: value for key, value in log.items() if not key.startswith("_")}
     fields.update(outcome=outcome, status=status)
     fields["duration_ms"] = round((time.perf_counter() - log["_started"]) * 1000, 3)

@@ -46,6 +46,8 @@ class Answer:
     status: int | None
     text: str
     seconds: float
+    outcome: str = ""
+    """The gateway's ``X-Gateway-Outcome``: ``queued`` (new work), ``duplicate`` (dropped), ..."""
 
     @property
     def is_ok(self) -> bool:
@@ -169,11 +171,13 @@ def send(client: httpx.Client, url: str, recording: Recording, *, secret: str) -
         response = client.post(url, content=recording.body, headers=headers)
     except httpx.HTTPError as exc:
         return Answer(None, f"{type(exc).__name__}: {exc}", time.monotonic() - started)
-    return Answer(response.status_code, response.text, time.monotonic() - started)
+    outcome = response.headers.get("x-gateway-outcome", "")
+    return Answer(response.status_code, response.text, time.monotonic() - started, outcome)
 
 
 def _send_all(recordings: list[Recording], keys: dict[str, str], *, base_url: str, repeat: int) -> int:
     total, failures, done = len(recordings) * repeat, 0, 0
+    outcomes: dict[str, int] = {}
     progress = _Progress(total)
     try:
         with httpx.Client(timeout=TIMEOUT) as client:
@@ -183,6 +187,7 @@ def _send_all(recordings: list[Recording], keys: dict[str, str], *, base_url: st
                     answer = send(client, url, recording, secret=keys[recording.platform])
                     done += 1
                     failures += not answer.is_ok
+                    outcomes[answer.outcome or "?"] = outcomes.get(answer.outcome or "?", 0) + 1
                     progress.clear()
                     print(_line(done, total, recording, answer, copy=copy, repeat=repeat), flush=True)
                     progress.show(done)
@@ -195,7 +200,10 @@ def _send_all(recordings: list[Recording], keys: dict[str, str], *, base_url: st
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     progress.clear()
-    print(f"replay: {done} sent, {done - failures} answered 2xx, {failures} did not", file=sys.stderr)
+    counted = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+    print(
+        f"replay: {done} sent, {done - failures} answered 2xx, {failures} did not ({counted})", file=sys.stderr
+    )
     return 0 if failures == 0 else 1
 
 
@@ -204,7 +212,8 @@ def _line(done: int, total: int, recording: Recording, answer: Answer, *, copy: 
     status = "---" if answer.status is None else str(answer.status)
     text = " ".join(answer.text.split())
     text = (text[:157] + "...") if len(text) > 160 else text
-    return f"[{done}/{total}] {status} {label} {answer.seconds * 1000:.0f}ms {text}".rstrip()
+    outcome = f" {answer.outcome}" if answer.outcome else ""
+    return f"[{done}/{total}] {status} {label} {answer.seconds * 1000:.0f}ms{outcome} {text}".rstrip()
 
 
 def _base_url(url: str) -> str:
