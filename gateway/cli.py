@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway import __version__
-from gateway.config import Settings
+from gateway.config import Settings, load_env_file
 from gateway.errors import ConfigError
 from gateway.manifest import MANIFESTS
 from gateway.platforms import PLATFORMS
@@ -36,15 +36,24 @@ _WORKER_COMMANDS = {
     "check": ("handlers.cli:check_main", "validate settings and Redis reachability, secrets redacted"),
 }
 
+# Commands that run the gateway read the settings file (.env) first; the environment wins.
+_READS_ENV_FILE = frozenset(
+    {"serve", "dev", "worker", "check", "socket", "replay", "setup", "failed", "runs"}
+)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in _WORKER_COMMANDS:
-        return _dispatch(_WORKER_COMMANDS[args[0]][0], args[1:])
-    parsed = _parser().parse_args(args)
-    command: Callable[[argparse.Namespace], int] = parsed.command
     try:
+        if args and args[0] in _READS_ENV_FILE:
+            path, names = load_env_file()
+            if names and args[0] in ("dev", "check"):
+                print(f"gateway {args[0]}: read {', '.join(names)} from {path}", file=sys.stderr)
+        if args and args[0] in _WORKER_COMMANDS:
+            return _dispatch(_WORKER_COMMANDS[args[0]][0], args[1:])
+        parsed = _parser().parse_args(args)
+        command: Callable[[argparse.Namespace], int] = parsed.command
         return command(parsed)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
 
 from gateway.errors import ConfigError
 from gateway.platforms import PLATFORMS
 from gateway.types import Platform
 
 __all__ = [
+    "ENV_FILE_VARIABLE",
     "SECRET_VARIABLES",
     "VARIABLES",
     "PlatformSettings",
     "Reader",
     "Settings",
+    "load_env_file",
     "redact",
     "redact_url",
     "redacted",
@@ -31,7 +36,10 @@ __all__ = [
 
 THREE_DAYS = 3 * 24 * 3600
 
+ENV_FILE_VARIABLE = "GATEWAY_ENV_FILE"
+
 _SHARED_VARIABLES: dict[str, str] = {
+    ENV_FILE_VARIABLE: "settings file the commands read at start, the environment winning (default .env)",
     "REDIS_URL": "Redis holding claims, the queue and run state (default redis://localhost:6379/0)",
     "GATEWAY_QUEUE": "name of the RQ queue deliveries go to (default gateway)",
     "GATEWAY_DEDUPE_TTL": "seconds a delivery id stays claimed (default and minimum 259200, 3 days)",
@@ -70,6 +78,7 @@ class Settings:
     run_deadline: float
     log_level: str
     platforms: tuple[PlatformSettings, ...]
+    env_file: str = ".env"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +91,7 @@ class Settings:
             run_deadline=float(env.integer("GATEWAY_RUN_DEADLINE", 600, minimum=1)),
             log_level=env.choice("GATEWAY_LOG_LEVEL", "INFO", _LOG_LEVELS),
             platforms=tuple(_read_platform(env, platform) for platform in PLATFORMS.values()),
+            env_file=env.text(ENV_FILE_VARIABLE, ".env"),
         )
 
     @property
@@ -100,6 +110,7 @@ class Settings:
     def as_variables(self) -> dict[str, str]:
         """The effective value of every variable in ``VARIABLES`` (secrets in the clear: redact them)."""
         values = {
+            ENV_FILE_VARIABLE: self.env_file,
             "REDIS_URL": redact_url(self.redis_url),
             "GATEWAY_QUEUE": self.queue_name,
             "GATEWAY_DEDUPE_TTL": str(self.dedupe_ttl),
@@ -111,6 +122,27 @@ class Settings:
             values[platform.secret_variable] = ",".join(settings.signing_secrets)
             values[platform.max_body_variable] = str(settings.max_body)
         return values
+
+
+def load_env_file(environ: MutableMapping[str, str] | None = None) -> tuple[Path, list[str]]:
+    """Add the settings of the ``.env`` file (``GATEWAY_ENV_FILE``) to ``environ`` where unset.
+
+    The environment wins: a variable it already has is left alone, so ``FOO=1 gateway dev``
+    overrides the file. Values are taken literally (no ``${VAR}`` expansion: a secret may hold
+    ``$``). Returns the file and the names it set; a missing file sets nothing.
+    """
+    target = os.environ if environ is None else environ
+    path = Path(target.get(ENV_FILE_VARIABLE, "").strip() or ".env")
+    if not path.is_file():
+        return path, []
+    try:
+        values = dotenv_values(path, interpolate=False)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(ENV_FILE_VARIABLE, f"cannot read {path}: {exc}") from None
+    added = [name for name, value in values.items() if value is not None and name not in target]
+    for name in added:
+        target[name] = str(values[name])
+    return path, added
 
 
 def redacted(settings: Settings) -> dict[str, str]:

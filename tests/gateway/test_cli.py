@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,7 +33,7 @@ def _environ(**values: str) -> dict[str, str]:
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "STRIPE_", "GATEWAY_"))
     }
-    return {**base, **values}
+    return {**base, "GATEWAY_ENV_FILE": os.devnull, **values}
 
 
 def test_check_redacts_secrets_and_reports_redis(redis_url: str) -> None:
@@ -150,3 +152,37 @@ def test_every_delivery_line_is_on_stderr_when_serve_stops_on_sigterm(redis_url:
     deliveries = [line["delivery_id"] for line in lines if line["logger"] == "gateway.delivery"]
     assert deliveries == [f"EvStop{number}" for number in range(20)]
     assert lines[-1]["message"].startswith("Finished server process")
+
+
+def test_commands_read_the_env_file_and_the_environment_wins(tmp_path: Path, redis_url: str) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "# written by gateway setup\n"
+        f"REDIS_URL={redis_url}\n"
+        "GITHUB_WEBHOOK_SECRET='from-the-file'\n"
+        'STRIPE_WEBHOOK_SECRET="whsec_$NOT_EXPANDED"\n'
+        "GATEWAY_QUEUE=from-the-file\n"
+    )
+    env = {**_environ(GATEWAY_QUEUE="from-the-environment"), "GATEWAY_ENV_FILE": str(env_file)}
+    result = _gateway("check", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "platforms on: github, stripe" in result.stdout and "redis: ok" in result.stdout
+    assert re.search(r"^GATEWAY_QUEUE\s+from-the-environment$", result.stdout, re.MULTILINE)
+    assert f"read REDIS_URL, GITHUB_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET from {env_file}" in result.stderr
+    assert "from-the-file" not in result.stdout + result.stderr  # a secret, and the overridden queue
+
+
+def test_env_file_values_are_literal(tmp_path: Path) -> None:
+    from gateway.config import load_env_file
+
+    (tmp_path / "settings").write_text('A="x$HOME"\nexport B=2\nC\n')
+    environ = {"GATEWAY_ENV_FILE": str(tmp_path / "settings"), "B": "env"}
+    path, names = load_env_file(environ)
+    assert names == ["A"] and environ["A"] == "x$HOME" and environ["B"] == "env" and "C" not in environ
+
+
+def test_a_missing_env_file_sets_nothing(tmp_path: Path) -> None:
+    from gateway.config import load_env_file
+
+    environ = {"GATEWAY_ENV_FILE": str(tmp_path / "absent")}
+    assert load_env_file(environ)[1] == [] and set(environ) == {"GATEWAY_ENV_FILE"}

@@ -63,7 +63,8 @@ class Dev:
 
 def _environ(**values: str) -> dict[str, str]:
     drop = ("SLACK_", "GITHUB_", "STRIPE_", "GATEWAY_", "LLM_", "REDIS_URL")
-    return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **values}
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    return {**kept, "GATEWAY_ENV_FILE": os.devnull, **values}
 
 
 def _start(tmp_path: Path, env: dict[str, str], *, port: int | None = None) -> Dev:

@@ -32,7 +32,7 @@ def _environ(**values: str) -> dict[str, str]:
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "STRIPE_", "GATEWAY_"))
     }
-    return {**base, **values}
+    return {**base, "GATEWAY_ENV_FILE": os.devnull, **values}
 
 
 def _replay(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
