@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -36,8 +35,8 @@ from gateway.errors import (
     UnknownPlatform,
 )
 from gateway.platforms import PLATFORMS
-from gateway.queue import MAX_DELIVERY_ID_BYTES, Enqueuer, to_job_id
-from gateway.types import Clock, Delivery, Envelope, Handshake, Platform
+from gateway.queue import Enqueuer, envelope_for, to_job_id
+from gateway.types import Clock, Delivery, Handshake, Platform
 
 logger = logging.getLogger("gateway.delivery")
 
@@ -173,26 +172,14 @@ class _Gateway:
     async def _enqueue(
         self, platform: Platform, delivery: Delivery, log: dict[str, Any]
     ) -> tuple[int, bytes]:
-        if len(delivery.delivery_id.encode()) > MAX_DELIVERY_ID_BYTES:
-            raise MalformedPayload(f"delivery id is longer than {MAX_DELIVERY_ID_BYTES} bytes")
+        envelope = envelope_for(platform.name, delivery, received_at=self.clock())
         job_id = to_job_id(platform.name, delivery.delivery_id)
         log.update(
             event=delivery.event, action=delivery.action, delivery_id=delivery.delivery_id, job_id=job_id
         )
-        queued = await self.enqueuer.submit(job_id, platform.job_path, self._envelope(platform, delivery))
+        queued = await self.enqueuer.submit(job_id, platform.job_path, envelope)
         _write_log(log, outcome="queued" if queued else "duplicate", status=200)
         return 200, b"" if delivery.ack is None else orjson.dumps(delivery.ack)
-
-    def _envelope(self, platform: Platform, delivery: Delivery) -> Envelope:
-        return {
-            "platform": platform.name,
-            "delivery_id": delivery.delivery_id,
-            "event": delivery.event,
-            "action": delivery.action,
-            "received_at": datetime.fromtimestamp(self.clock(), UTC).isoformat(),
-            "payload": delivery.payload,
-            "meta": delivery.meta,
-        }
 
     async def health(self, request: Request) -> Response:
         try:

@@ -34,6 +34,7 @@ _WORKER_COMMANDS = {
     "failed": ("handlers.cli:failed_main", "inspect and retry failed runs: gateway failed list|show|retry"),
     "runs": ("handlers.cli:runs_main", "show or cancel a run: gateway runs show|cancel ID"),
     "check": ("handlers.cli:check_main", "validate settings and Redis reachability, secrets redacted"),
+    "socket": ("handlers.slack.socket:socket_main", "receive Slack over Socket Mode (no public URL)"),
 }
 
 # Commands that run the gateway read the settings file (.env) first; the environment wins.

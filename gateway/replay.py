@@ -201,9 +201,8 @@ def _send_all(recordings: list[Recording], keys: dict[str, str], *, base_url: st
         return 1
     progress.clear()
     counted = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
-    print(
-        f"replay: {done} sent, {done - failures} answered 2xx, {failures} did not ({counted})", file=sys.stderr
-    )
+    summary = f"replay: {done} sent, {done - failures} answered 2xx, {failures} did not ({counted})"
+    print(summary, file=sys.stderr)
     return 0 if failures == 0 else 1
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tests.fakes.server import FakeServer, Reply, Request, Route, route
+from tests.fakes.socket_mode import SocketModeFake
 
 DEFAULT_TOKEN = "xoxb-fake-bot-token"
 BOT_USER_ID = "U0FAKEBOT"
@@ -49,6 +50,7 @@ class SlackFake(FakeServer):
         self.deleted: list[Message] = []
         self._last_micros = 0
         self._response_ids = itertools.count(1)
+        self.socket_mode: SocketModeFake | None = None  # answers apps.connections.open when set
         super().__init__(prefix=prefix)
 
     @property
@@ -76,6 +78,8 @@ class SlackFake(FakeServer):
             yield route("POST", f"/{name}", handler)
             yield route("GET", f"/{name}", handler)
         yield route("POST", "/response/{key}", self._response, public=True, rooted=True)
+        yield route("POST", "/apps.connections.open", self._connections_open, public=True)
+        yield route("GET", "/apps.connections.open", lambda request: _error("invalid_request"), public=True)
 
     # -- seeding and inspection ------------------------------------------------------------------
 
@@ -220,6 +224,15 @@ class SlackFake(FakeServer):
         if not user_id:
             return _error("user_not_found")
         return _ok(user=copy.deepcopy(self._users.get(user_id) or self._default_user(user_id)))
+
+    def _connections_open(self, request: Request) -> Reply:
+        """Socket Mode's URL: app-level token (``xapp-``) in the Authorization header only."""
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Bearer "):
+            return _error("not_authed")  # Slack: a token passed as a POST parameter is an error
+        if self.socket_mode is None or header[len("Bearer ") :] not in self.socket_mode.app_tokens:
+            return _error("invalid_auth")
+        return _ok(url=self.socket_mode.issue_url())
 
     def _response(self, request: Request) -> Reply:
         self._responses.setdefault(request.params["key"], []).append(request.body)

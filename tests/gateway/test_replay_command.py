@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -79,7 +79,9 @@ def test_replaying_the_fixtures_folder_queues_every_expected_job(served: str, re
     lines = result.stdout.splitlines()
     assert len(lines) == len(recordings)
     for line, recording in zip(lines, recordings, strict=True):
-        assert re.search(rf" 200 {recording.platform}/{recording.name} \d+ms (queued|duplicate|handshake)", line)
+        assert re.search(
+            rf" 200 {recording.platform}/{recording.name} \d+ms (queued|duplicate|handshake)", line
+        )
     expected = {r.expect["job_id"] for r in recordings if r.expect and r.expect["job_id"]}
     assert set(_queued(redis_url)) == expected
     total = len(recordings)
