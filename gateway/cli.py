@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--port", type=port_number, default=8000, help="port the web app listens on (default 8000)"
     )
+    dev.add_argument(
+        "--socket", action="store_true", help="also receive Slack over Socket Mode (SLACK_APP_TOKEN)"
+    )
     dev.set_defaults(command=_dev_command)
     _add_replay(commands)
     _add_manifest(commands)
@@ -130,16 +133,21 @@ def _add_manifest(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     manifest = commands.add_parser(
         "manifest",
         help="print a Slack app manifest (YAML) or a GitHub App manifest (JSON)",
-        description="Print an app manifest whose webhook URLs point at PUBLIC_URL/webhooks/<platform>; "
-        "how to use it is printed to stderr.",
+        description="Print an app manifest whose webhook URLs point at PUBLIC_URL/webhooks/<platform> "
+        "(Slack with --socket: none, events arrive over Socket Mode); how to use it is printed to stderr.",
     )
     manifest.add_argument("platform", choices=tuple(MANIFESTS))
-    manifest.add_argument("--url", required=True, metavar="PUBLIC_URL", help="the gateway's public https URL")
+    manifest.add_argument(
+        "--url", metavar="PUBLIC_URL", help="the gateway's public https URL (Slack --socket: optional)"
+    )
     manifest.add_argument("--name", default="Agent Gateway", help="app name (default: Agent Gateway)")
     manifest.add_argument(
         "--command", dest="slash_command", default="/agent", help="Slack slash command (default: /agent)"
     )
     manifest.add_argument("--form", action="store_true", help="GitHub: an HTML page that starts the flow")
+    manifest.add_argument(
+        "--socket", action="store_true", help="Slack: Socket Mode, no request URLs (gateway socket)"
+    )
     manifest.add_argument("--org", help="GitHub: register the App under this organization")
     manifest.set_defaults(command=_manifest_command)
 

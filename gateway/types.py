@@ -69,6 +69,10 @@ class ManifestOptions:
     command: str
     form: bool
     org: str | None
+    socket: bool = False
+    """Slack: Socket Mode, so the manifest names no request URL."""
+    url: str = ""
+    """The public URL given (``--url``, without a trailing slash), or ``""`` when none was."""
 
 
 class Manifest(Protocol):

@@ -20,10 +20,16 @@ from typing import Any
 
 from gateway.types import Envelope
 from handlers.pipeline import WorkerPlatform, run_event
-from handlers.slack import facts, reply, tools
+from handlers.services import Services
+from handlers.slack import client, facts, reply, tools
 from handlers.slack.payload import is_ignored, session_key, to_event
 
 __all__ = ["PLATFORM", "handle", "session_key"]
+
+
+def _missing_credentials(services: Services) -> str | None:
+    return None if client.is_configured(services) else "SLACK_BOT_TOKEN is not set"
+
 
 PLATFORM = WorkerPlatform(
     name="slack",
@@ -39,6 +45,7 @@ PLATFORM = WorkerPlatform(
     tools=tools.build,
     prompt=tools.PROMPT,
     progress_interval=reply.PROGRESS_INTERVAL,
+    missing_credentials=_missing_credentials,
 )
 
 
