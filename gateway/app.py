@@ -1,4 +1,5 @@
-"""The ASGI app: ``POST /webhooks/<platform>`` and ``GET /health``.
+"""The ASGI app: ``POST /webhooks/<platform>``, ``GET /health`` and the platforms' own routes
+(Slack's OAuth install flow).
 
 The request path does only this: read the capped body, answer an unsigned probe, verify the
 signature, answer a handshake, parse, claim and enqueue, answer. Everything slow runs in the
@@ -18,6 +19,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import orjson
+import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -74,13 +76,18 @@ class GatewayApp:
     def __init__(self, settings: Settings, *, clock: Clock = time.time) -> None:
         self.settings = settings
         self._gateway = _Gateway(settings, clock)
+        own = [route for p in PLATFORMS.values() for route in p.web_routes(settings, self._redis)]
         self._starlette = Starlette(
             routes=[
                 Route("/webhooks/{platform}", self._gateway, methods=["POST"]),
                 Route("/health", self._gateway.health, methods=["GET"]),
+                *own,
             ],
             lifespan=self._gateway.lifespan,
         )
+
+    def _redis(self) -> aioredis.Redis:
+        return self._gateway.enqueuer.redis
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
         """Start and stop what the app holds (its Redis client), as an ASGI server's lifespan does."""

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
 from gateway.errors import ConfigError
@@ -45,6 +46,7 @@ _SHARED_VARIABLES: dict[str, str] = {
     "GATEWAY_DEDUPE_TTL": "seconds a delivery id stays claimed (default and minimum 259200, 3 days)",
     "GATEWAY_RUN_DEADLINE": "seconds an agent run may take before it ends as timed out (default 600)",
     "GATEWAY_LOG_LEVEL": "log level: DEBUG, INFO (default), WARNING, ERROR",
+    "GATEWAY_ENCRYPTION_KEY": "Fernet key(s) encrypting tokens kept in Redis, comma-separated, newest first",
 }
 
 VARIABLES: dict[str, str] = {
@@ -53,7 +55,12 @@ VARIABLES: dict[str, str] = {
 }
 """Every setting the web side reads, with its meaning."""
 
-SECRET_VARIABLES = frozenset(platform.secret_variable for platform in PLATFORMS.values())
+SECRET_VARIABLES = frozenset(
+    {platform.secret_variable for platform in PLATFORMS.values()}
+    | {name for platform in PLATFORMS.values() for name in platform.variables if name.endswith("_SECRET")}
+    | {"GATEWAY_ENCRYPTION_KEY"}
+)
+"""Variables shown only as set/unset: signing secrets, other ``*_SECRET`` s, the encryption keys."""
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -61,11 +68,13 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 @dataclass(frozen=True)
 class PlatformSettings:
-    """One platform's inbound settings: its signing secrets (several during rotation) and body cap."""
+    """One platform's inbound settings: its signing secrets (several during rotation), body cap,
+    and the values of its other variables that are set (``options``: app credentials, API URL)."""
 
     name: str
     signing_secrets: tuple[str, ...] = field(repr=False)
     max_body: int
+    options: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,7 @@ class Settings:
     log_level: str
     platforms: tuple[PlatformSettings, ...]
     env_file: str = ".env"
+    encryption_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +102,7 @@ class Settings:
             log_level=env.choice("GATEWAY_LOG_LEVEL", "INFO", _LOG_LEVELS),
             platforms=tuple(_read_platform(env, platform) for platform in PLATFORMS.values()),
             env_file=env.text(ENV_FILE_VARIABLE, ".env"),
+            encryption_keys=_read_encryption_keys(env),
         )
 
     @property
@@ -102,6 +113,10 @@ class Settings:
     def signing_secrets(self, platform: str) -> tuple[str, ...]:
         """The accepted signing secrets of ``platform`` (empty when it is off or unknown)."""
         return next((p.signing_secrets for p in self.platforms if p.name == platform), ())
+
+    def option(self, platform: str, name: str) -> str | None:
+        """The value of ``platform``'s own variable ``name``, or ``None`` when it is unset."""
+        return next((p.options.get(name) for p in self.platforms if p.name == platform), None)
 
     def max_body(self, platform: str) -> int:
         """The body cap of ``platform`` in bytes."""
@@ -116,9 +131,11 @@ class Settings:
             "GATEWAY_DEDUPE_TTL": str(self.dedupe_ttl),
             "GATEWAY_RUN_DEADLINE": f"{self.run_deadline:g}",
             "GATEWAY_LOG_LEVEL": self.log_level,
+            "GATEWAY_ENCRYPTION_KEY": ",".join(self.encryption_keys),
         }
         for settings in self.platforms:
             platform = PLATFORMS[settings.name]
+            values.update({name: settings.options.get(name, "") for name in platform.variables})
             values[platform.secret_variable] = ",".join(settings.signing_secrets)
             values[platform.max_body_variable] = str(settings.max_body)
         return values
@@ -230,8 +247,28 @@ class Reader:
 
 
 def _read_platform(env: Reader, platform: Platform) -> PlatformSettings:
+    inbound = {platform.secret_variable, platform.max_body_variable}
+    options = {name: env.optional(name) for name in platform.variables if name not in inbound}
+    for name, value in options.items():
+        if value and name.endswith("_URL"):
+            env.url(name, value)  # refuses anything but http(s)
     return PlatformSettings(
         name=platform.name,
         signing_secrets=env.secrets(platform.secret_variable),
         max_body=env.integer(platform.max_body_variable, platform.default_max_body, minimum=1),
+        options={name: value for name, value in options.items() if value},
     )
+
+
+def _read_encryption_keys(env: Reader) -> tuple[str, ...]:
+    keys = env.secrets("GATEWAY_ENCRYPTION_KEY")
+    for key in keys:
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ConfigError(
+                "GATEWAY_ENCRYPTION_KEY",
+                "each value must be a Fernet key (32 url-safe base64-encoded bytes; make one with "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')",
+            ) from None
+    return keys

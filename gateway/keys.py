@@ -7,7 +7,18 @@ other, keeps one name for each; ``handlers.state.keys`` re-exports them beside t
 
 from __future__ import annotations
 
-__all__ = ["CANCEL_CHANNEL", "CLAIM_PREFIX", "PREFIX", "cancel", "claim", "run", "run_progress"]
+__all__ = [
+    "CANCEL_CHANNEL",
+    "CLAIM_PREFIX",
+    "PREFIX",
+    "cancel",
+    "claim",
+    "run",
+    "run_progress",
+    "slack_installation",
+    "slack_installation_lock",
+    "slack_oauth_state",
+]
 
 PREFIX = "gateway"
 CLAIM_PREFIX = f"{PREFIX}:claim:"
@@ -34,3 +45,20 @@ def run(job_id: str) -> str:
 def run_progress(job_id: str) -> str:
     """List: the progress messages of one run, oldest first."""
     return f"{PREFIX}:run:{job_id}:progress"
+
+
+def slack_installation(enterprise_id: str | None, team_id: str | None) -> str:
+    """Hash: one Slack installation (bot token encrypted), written by ``/slack/oauth_redirect``,
+    read and refreshed by workers; ``-`` stands for no enterprise (or, for an org-wide install,
+    no team)."""
+    return f"{PREFIX}:slack:installation:{enterprise_id or '-'}:{team_id or '-'}"
+
+
+def slack_installation_lock(installation_key: str) -> str:
+    """Held by the one worker refreshing that installation's rotating token (refresh tokens work once)."""
+    return f"{installation_key}:refreshing"
+
+
+def slack_oauth_state(state: str) -> str:
+    """Set by ``/slack/install`` for ten minutes; ``/slack/oauth_redirect`` takes it once."""
+    return f"{PREFIX}:slack:oauth-state:{state}"

@@ -251,6 +251,11 @@ class Enqueuer:
             if not item.future.done():
                 item.future.set_result(result == _QUEUED)
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The Redis client, for the app's other routes (bound to this event loop)."""
+        return self._redis
+
     async def queue_length(self) -> int:
         """How many jobs wait in the queue; raises ``QueueUnavailable`` when Redis is down."""
         try:

@@ -38,7 +38,6 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_CONCURRENCY": "agent runs one worker process runs at once (default 100)",
     "SLACK_BOT_TOKEN": "Slack bot token (xoxb-...) the worker replies with",
     "SLACK_APP_TOKEN": "Slack app-level token (xapp-..., scope connections:write) for gateway socket",
-    "SLACK_API_URL": "Slack Web API base URL (default https://slack.com/api/)",
     "GITHUB_TOKEN": "token the worker replies with (alternative to a GitHub App)",
     "GITHUB_APP_ID": "GitHub App id, with GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH",
     "GITHUB_APP_PRIVATE_KEY": "GitHub App private key, PEM text",
@@ -80,6 +79,8 @@ class SlackSettings:
     bot_token: str | None = field(repr=False)
     api_url: str
     app_token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ class WorkerSettings:
             base=Settings.from_environ(source),
             agent=_read_agent(env),
             concurrency=env.integer("GATEWAY_CONCURRENCY", 100, minimum=1),
-            slack=_read_slack(env),
+            slack=_read_slack(env, Reader(source, WEB_VARIABLES)),
             github=_read_github(env),
             stripe=_read_stripe(env),
             llm=_read_llm(env),
@@ -180,7 +181,6 @@ class WorkerSettings:
             "GATEWAY_CONCURRENCY": str(s.concurrency),
             "SLACK_BOT_TOKEN": s.slack.bot_token or "",
             "SLACK_APP_TOKEN": s.slack.app_token or "",
-            "SLACK_API_URL": s.slack.api_url,
             "GITHUB_TOKEN": s.github.token or "",
             "GITHUB_APP_ID": s.github.app_id or "",
             # A key read from a file is reported through its path, not as GITHUB_APP_PRIVATE_KEY.
@@ -238,12 +238,14 @@ def _read_agent(env: Reader) -> str:
     return agent
 
 
-def _read_slack(env: Reader) -> SlackSettings:
-    api_url = env.url("SLACK_API_URL", "https://slack.com/api/")
+def _read_slack(env: Reader, shared: Reader) -> SlackSettings:
+    api_url = shared.url("SLACK_API_URL", "https://slack.com/api/")
     app_token = env.optional("SLACK_APP_TOKEN")
     if app_token and not app_token.startswith("xapp-"):
         raise ConfigError("SLACK_APP_TOKEN", "must be an app-level token (xapp-...), not a bot or user token")
     return SlackSettings(
+        client_id=shared.optional("SLACK_CLIENT_ID"),
+        client_secret=shared.optional("SLACK_CLIENT_SECRET"),
         app_token=app_token,
         bot_token=env.optional("SLACK_BOT_TOKEN"),
         # slack-sdk joins method names onto the base URL, so it must end with a slash.
