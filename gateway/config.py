@@ -74,7 +74,7 @@ class PlatformSettings:
     name: str
     signing_secrets: tuple[str, ...] = field(repr=False)
     max_body: int
-    options: Mapping[str, str] = field(default_factory=dict, repr=False)
+    options: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
