@@ -94,10 +94,19 @@ def check_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="gateway check", description="Validate settings and Redis reachability, secrets redacted."
     )
+    parser.add_argument(
+        "--serve", action="store_true", help="also fail (exit 2) when gateway serve would refuse to start"
+    )
     try:
-        parser.parse_args(argv)
+        args = parser.parse_args(argv)
         settings = WorkerSettings.from_environ()
         load_agent(settings.agent)
+        if args.serve and not settings.base.enabled_platforms:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET",
+                "gateway serve needs a signing secret: set it, "
+                "GITHUB_WEBHOOK_SECRET or STRIPE_WEBHOOK_SECRET",
+            )
     except AgentLoadError as exc:
         return _error(f"GATEWAY_AGENT: {exc}", EXIT_USAGE)
     except ConfigError as exc:

@@ -54,6 +54,13 @@ def test_check_says_what_dev_would_run_on_development_secrets(redis_url: str) ->
     assert "agent: triage (loads)" in result.stdout
 
 
+def test_check_serve_fails_where_serve_would_refuse_to_start(redis_url: str) -> None:
+    result = _gateway("check", "--serve", env=_environ(REDIS_URL=redis_url))
+    assert result.returncode == 2 and result.stderr.startswith("error: SLACK_SIGNING_SECRET:")
+    ok = _gateway("check", "--serve", env=_environ(REDIS_URL=redis_url, STRIPE_WEBHOOK_SECRET="whsec_x"))
+    assert ok.returncode == 0, ok.stderr
+
+
 def test_check_refuses_an_agent_the_worker_would_refuse(redis_url: str) -> None:
     result = _gateway("check", env=_environ(REDIS_URL=redis_url, GATEWAY_AGENT="no_such_module:agent"))
     assert result.returncode == 2
