@@ -89,6 +89,11 @@ async def _refresh(services: Services, cipher: Cipher, installation: Installatio
     if not await asyncio.to_thread(services.redis.set, lock, "1", nx=True, ex=_LOCK_SECONDS):
         return await _refreshed_by_another(services, cipher, installation)
     try:
+        # Another worker may have refreshed it between our read and our lock: its pair is current.
+        fields = await asyncio.to_thread(services.redis.hgetall, installation.key)
+        current = Installation.from_fields(fields, cipher) if fields else installation
+        if current.refresh_token != installation.refresh_token:
+            return current
         slack = services.settings.slack
         if not (slack.client_id and slack.client_secret):
             raise PermanentError("SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are needed to refresh its token")
