@@ -107,8 +107,8 @@ async def _refresh(services: Services, cipher: Cipher, installation: Installatio
             idempotent=False,  # a refresh token works once: never re-send after an unknown outcome
         )
         fresh = installation.refreshed(_data(response), now=time.time())
-        fields: Any = fresh.to_fields(cipher)
-        await asyncio.to_thread(services.redis.hset, fresh.key, mapping=fields)
+        mapping: Any = fresh.to_fields(cipher)
+        await asyncio.to_thread(services.redis.hset, fresh.key, mapping=mapping)
         return fresh
     finally:
         await asyncio.to_thread(services.redis.delete, lock)
