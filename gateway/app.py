@@ -1,4 +1,5 @@
-"""The ASGI app: ``POST /webhooks/<platform>``, ``GET /health``, the runs API and the console.
+"""The ASGI app: ``POST /webhooks/<platform>``, ``GET /health``, the runs API, the console and the
+platforms' own routes (Slack's OAuth install flow).
 
 The request path does only this: read the capped body, answer an unsigned probe, verify the
 signature, answer a handshake, parse, claim and enqueue, answer. Everything slow runs in the
@@ -16,7 +17,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -48,9 +48,9 @@ from gateway.errors import (
     UnknownPlatform,
 )
 from gateway.platforms import PLATFORMS
-from gateway.queue import MAX_DELIVERY_ID_BYTES, REDIS_TIMEOUT, Enqueuer, to_job_id
+from gateway.queue import REDIS_TIMEOUT, Enqueuer, envelope_for, to_job_id
 from gateway.stream import StreamHub
-from gateway.types import Clock, Delivery, Envelope, Handshake, Platform
+from gateway.types import Clock, Delivery, Handshake, Platform
 
 logger = logging.getLogger("gateway.delivery")
 T = TypeVar("T")
@@ -97,6 +97,7 @@ class GatewayApp:
         self.settings = settings
         self._gateway = gateway = _Gateway(settings, clock)
         auth = ApiAuth(settings.api_tokens)
+        own = [route for p in PLATFORMS.values() for route in p.web_routes(settings, self._redis)]
         api = Api(
             auth,
             queue_name=settings.queue_name,
@@ -110,10 +111,14 @@ class GatewayApp:
                 Route("/health", gateway.health, methods=["GET"]),
                 *api.routes(),
                 *Console(auth, gateway.reader).routes(),
+                *own,
             ],
             exception_handlers={GatewayError: _error_response},
             lifespan=gateway.lifespan,
         )
+
+    def _redis(self) -> aioredis.Redis:
+        return self._gateway.enqueuer.redis
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
         """Start and stop what the app holds (its Redis client), as an ASGI server's lifespan does."""
@@ -202,7 +207,7 @@ class _Gateway:
             status, body, fields = _refuse(exc, log)
             if not isinstance(exc, QueueUnavailable):  # Redis cannot take the line either
                 self._record(fields)
-        await _answer(send, status, body)
+        await _answer(send, status, body, outcome=log.get("_outcome"))
 
     def _record(self, fields: dict[str, Any]) -> None:
         if self._deliveries is not None:
@@ -229,26 +234,14 @@ class _Gateway:
     async def _enqueue(
         self, platform: Platform, delivery: Delivery, log: dict[str, Any]
     ) -> tuple[int, bytes]:
-        if len(delivery.delivery_id.encode()) > MAX_DELIVERY_ID_BYTES:
-            raise MalformedPayload(f"delivery id is longer than {MAX_DELIVERY_ID_BYTES} bytes")
+        envelope = envelope_for(platform.name, delivery, received_at=self.clock())
         job_id = to_job_id(platform.name, delivery.delivery_id)
         log.update(
             event=delivery.event, action=delivery.action, delivery_id=delivery.delivery_id, job_id=job_id
         )
-        queued = await self.enqueuer.submit(job_id, platform.job_path, self._envelope(platform, delivery))
+        queued = await self.enqueuer.submit(job_id, platform.job_path, envelope)
         self._record(_write_log(log, outcome="queued" if queued else "duplicate", status=200))
         return 200, b"" if delivery.ack is None else orjson.dumps(delivery.ack)
-
-    def _envelope(self, platform: Platform, delivery: Delivery) -> Envelope:
-        return {
-            "platform": platform.name,
-            "delivery_id": delivery.delivery_id,
-            "event": delivery.event,
-            "action": delivery.action,
-            "received_at": datetime.fromtimestamp(self.clock(), UTC).isoformat(),
-            "payload": delivery.payload,
-            "meta": delivery.meta,
-        }
 
     async def health(self, request: Request) -> Response:
         try:
@@ -321,8 +314,11 @@ def _started(value: T | None) -> T:
     return value
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
+async def _answer(send: Send, status: int, body: bytes, *, outcome: str | None) -> None:
     headers = [(b"content-length", str(len(body)).encode())]
+    if outcome is not None:
+        # What the delivery's log line says (queued, duplicate, ...), for `gateway replay`.
+        headers.append((b"x-gateway-outcome", outcome.encode()))
     if body:
         headers.append((b"content-type", b"application/json"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -332,6 +328,7 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
 def _write_log(
     log: dict[str, Any], *, outcome: str, status: int, reason: str | None = None
 ) -> dict[str, Any]:
+    log["_outcome"] = outcome
     fields = {key: value for key, value in log.items() if not key.startswith("_")}
     fields.update(outcome=outcome, status=status)
     fields["duration_ms"] = round((time.perf_counter() - log["_started"]) * 1000, 3)

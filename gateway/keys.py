@@ -18,6 +18,9 @@ __all__ = [
     "run",
     "run_events",
     "run_progress",
+    "slack_installation",
+    "slack_installation_lock",
+    "slack_oauth_state",
 ]
 
 PREFIX = "gateway"
@@ -54,3 +57,20 @@ def run_progress(job_id: str) -> str:
 def run_events(job_id: str) -> str:
     """Stream: the events of one run (status, progress, message, reply, done), ids only growing."""
     return f"{PREFIX}:run:{job_id}:events"
+
+
+def slack_installation(enterprise_id: str | None, team_id: str | None) -> str:
+    """Hash: one Slack installation (bot token encrypted), written by ``/slack/oauth_redirect``,
+    read and refreshed by workers; ``-`` stands for no enterprise (or, for an org-wide install,
+    no team)."""
+    return f"{PREFIX}:slack:installation:{enterprise_id or '-'}:{team_id or '-'}"
+
+
+def slack_installation_lock(installation_key: str) -> str:
+    """Held by the one worker refreshing that installation's rotating token (refresh tokens work once)."""
+    return f"{installation_key}:refreshing"
+
+
+def slack_oauth_state(state: str) -> str:
+    """Set by ``/slack/install`` for ten minutes; ``/slack/oauth_redirect`` takes it once."""
+    return f"{PREFIX}:slack:oauth-state:{state}"

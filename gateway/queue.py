@@ -25,6 +25,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -39,15 +40,16 @@ from rq.utils import now as rq_now
 from rq.utils import utcformat
 
 from gateway import keys
-from gateway.errors import QueueUnavailable
+from gateway.errors import MalformedPayload, QueueUnavailable
 from gateway.runs import RUN_TTL
-from gateway.types import Envelope
+from gateway.types import Delivery, Envelope
 
 __all__ = [
     "FAILURE_TTL",
     "MAX_DELIVERY_ID_BYTES",
     "RESULT_TTL",
     "Enqueuer",
+    "envelope_for",
     "job_data",
     "to_job_id",
 ]
@@ -80,6 +82,24 @@ def to_job_id(platform: str, delivery_id: str) -> str:
         return f"{platform}-{delivery_id}"
     escaped = "".join(chr(b) if b in _SAFE_BYTES else f"_{b:02x}" for b in delivery_id.encode())
     return f"{platform}-{escaped}"
+
+
+def envelope_for(platform: str, delivery: Delivery, *, received_at: float) -> Envelope:
+    """The job argument for ``delivery`` (HTTP and Socket Mode ingress build it the same way).
+
+    Raises ``MalformedPayload`` when the delivery id is too long to be a job id.
+    """
+    if len(delivery.delivery_id.encode()) > MAX_DELIVERY_ID_BYTES:
+        raise MalformedPayload(f"delivery id is longer than {MAX_DELIVERY_ID_BYTES} bytes")
+    return {
+        "platform": platform,
+        "delivery_id": delivery.delivery_id,
+        "event": delivery.event,
+        "action": delivery.action,
+        "received_at": datetime.fromtimestamp(received_at, UTC).isoformat(),
+        "payload": delivery.payload,
+        "meta": delivery.meta,
+    }
 
 
 # One call claims and enqueues a whole batch of deliveries. Redis runs a script atomically, and
@@ -243,7 +263,7 @@ class Enqueuer:
 
     @property
     def redis(self) -> aioredis.Redis:
-        """The async Redis client (for other writers of the web process to share its pool)."""
+        """The Redis client, for the app's other routes (bound to this event loop)."""
         return self._redis
 
     async def queue_length(self) -> int:

@@ -48,6 +48,8 @@ class Answer:
     status: int | None
     text: str
     seconds: float
+    outcome: str = ""
+    """The gateway's ``X-Gateway-Outcome``: ``queued`` (new work), ``duplicate`` (dropped), ..."""
 
     @property
     def is_ok(self) -> bool:
@@ -171,11 +173,13 @@ def send(client: httpx.Client, url: str, recording: Recording, *, secret: str) -
         response = client.post(url, content=recording.body, headers=headers)
     except httpx.HTTPError as exc:
         return Answer(None, f"{type(exc).__name__}: {exc}", time.monotonic() - started)
-    return Answer(response.status_code, response.text, time.monotonic() - started)
+    outcome = response.headers.get("x-gateway-outcome", "")
+    return Answer(response.status_code, response.text, time.monotonic() - started, outcome)
 
 
 def _send_all(recordings: list[Recording], keys: dict[str, str], *, base_url: str, repeat: int) -> int:
     total, failures, done = len(recordings) * repeat, 0, 0
+    outcomes: dict[str, int] = {}
     progress = _Progress(total)
     try:
         with httpx.Client(timeout=TIMEOUT) as client:
@@ -185,6 +189,7 @@ def _send_all(recordings: list[Recording], keys: dict[str, str], *, base_url: st
                     answer = send(client, url, recording, secret=keys[recording.platform])
                     done += 1
                     failures += not answer.is_ok
+                    outcomes[answer.outcome or "?"] = outcomes.get(answer.outcome or "?", 0) + 1
                     progress.clear()
                     print(_line(done, total, recording, answer, copy=copy, repeat=repeat), flush=True)
                     progress.show(done)
@@ -197,7 +202,9 @@ def _send_all(recordings: list[Recording], keys: dict[str, str], *, base_url: st
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     progress.clear()
-    print(f"replay: {done} sent, {done - failures} answered 2xx, {failures} did not", file=sys.stderr)
+    counted = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+    summary = f"replay: {done} sent, {done - failures} answered 2xx, {failures} did not ({counted})"
+    print(summary, file=sys.stderr)
     return 0 if failures == 0 else 1
 
 
@@ -207,7 +214,8 @@ def _line(done: int, total: int, recording: Recording, answer: Answer, *, copy: 
     text = " ".join(answer.text.split())
     text = (text[:157] + "...") if len(text) > 160 else text
     job = f" job {job_id}" if (job_id := job_id_of(recording)) else ""
-    return f"[{done}/{total}] {status} {label}{job} {answer.seconds * 1000:.0f}ms {text}".rstrip()
+    outcome = f" {answer.outcome}" if answer.outcome else ""
+    return f"[{done}/{total}] {status} {label}{job} {answer.seconds * 1000:.0f}ms{outcome} {text}".rstrip()
 
 
 def job_id_of(recording: Recording) -> str | None:

@@ -24,6 +24,7 @@ from rq.serializers import JSONSerializer
 
 from gateway import logs
 from gateway.errors import ConfigError
+from gateway.platforms import PLATFORMS as WEBHOOK_PLATFORMS
 from gateway.runs import STATUSES
 from handlers import registry, watch
 from handlers.agent import load_agent
@@ -97,26 +98,50 @@ def runs_main(argv: list[str]) -> int:
 
 
 def check_main(argv: list[str]) -> int:
-    """``gateway check``: the effective settings (secrets redacted), the platforms on, Redis reachability."""
+    """``gateway check``: the effective settings (secrets redacted), the agent, the platforms on,
+    what ``gateway dev`` would do differently, and Redis reachability."""
     parser = argparse.ArgumentParser(
         prog="gateway check", description="Validate settings and Redis reachability, secrets redacted."
     )
+    parser.add_argument(
+        "--serve", action="store_true", help="also fail (exit 2) when gateway serve would refuse to start"
+    )
     try:
-        parser.parse_args(argv)
+        args = parser.parse_args(argv)
         settings = WorkerSettings.from_environ()
+        load_agent(settings.agent)
+        if args.serve and not settings.base.enabled_platforms:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET",
+                "gateway serve needs a signing secret: set it, "
+                "GITHUB_WEBHOOK_SECRET or STRIPE_WEBHOOK_SECRET",
+            )
+    except AgentLoadError as exc:
+        return _error(f"GATEWAY_AGENT: {exc}", EXIT_USAGE)
     except ConfigError as exc:
         return _error(str(exc), EXIT_USAGE)
     view = redacted(settings)
     width = max(len(name) for name in view)
     for name, value in view.items():
         print(f"{name:<{width}}  {value}")
-    platforms = ", ".join(settings.base.enabled_platforms) or "none (set a signing secret to turn one on)"
-    print(f"\nplatforms on: {platforms}")
+    print(f"\nagent: {settings.agent} (loads)")
+    for line in _platform_lines(settings):
+        print(line)
     if (problem := _unreachable(settings.redis_url)) is not None:
         print(f"redis: unreachable ({problem})")
         return EXIT_FAILURE
     print("redis: ok")
     return EXIT_OK
+
+
+def _platform_lines(settings: WorkerSettings) -> list[str]:
+    """Which platforms ``serve`` turns on, and what ``gateway dev`` would run on development secrets."""
+    on = settings.base.enabled_platforms
+    off = [name for name in WEBHOOK_PLATFORMS if name not in on]
+    lines = [f"platforms on: {', '.join(on) or 'none (serve refuses to start: set a signing secret)'}"]
+    if off:
+        lines.append(f"gateway dev would also run {', '.join(off)} on its public development secrets")
+    return lines
 
 
 def _command(parser: argparse.ArgumentParser, argv: list[str], action: Action) -> int:

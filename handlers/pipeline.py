@@ -43,7 +43,9 @@ from handlers.state.replies import ReplyMarker
 from handlers.tools import Tool
 
 __all__ = [
+    "SHOWN_REPLY",
     "WorkerPlatform",
+    "always_configured",
     "log_delivery",
     "log_progress",
     "log_timeout",
@@ -55,6 +57,15 @@ __all__ = [
     "no_tools",
     "run_event",
 ]
+
+
+SHOWN_REPLY = 2000
+"""Characters of an unposted reply its log line shows."""
+
+
+def always_configured(services: Services) -> str | None:
+    """The ``missing_credentials`` of platforms that need none."""
+    return None
 
 
 async def no_begin(event: Event, run: Run) -> None:
@@ -86,11 +97,12 @@ def no_notes(event: Event) -> list[str]:
 
 
 async def log_delivery(event: Event, reply: Reply, run: Run) -> None:
-    """Log the reply instead of posting it (the platform's credentials are not set); the run
-    record keeps the text."""
+    """Log the reply instead of posting it (the platform's credentials are not set), with its
+    text, so ``gateway dev`` shows what would have been posted; the run record keeps it too."""
+    shown = reply.text if len(reply.text) <= SHOWN_REPLY else reply.text[: SHOWN_REPLY - 1] + "…"
     run.log.info(
-        "reply ready (not posted: the platform's API credentials are not set)",
-        extra={"fields": {"reply_chars": len(reply.text), "subject": event.subject}},
+        "reply not posted (the platform's API credentials are not set); it would have said:",
+        extra={"fields": {"reply": shown, "reply_chars": len(reply.text), "subject": event.subject}},
     )
 
 
@@ -137,6 +149,7 @@ class WorkerPlatform:
     prompt: str = ""
     notes: Callable[[Event], list[str]] = no_notes
     progress_interval: float = 0.0
+    missing_credentials: Callable[[Services], str | None] = always_configured
 
 
 async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, Any]:
@@ -158,6 +171,9 @@ async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, A
         run.log.info("reply already delivered by an earlier attempt; not running again")
         _commit(context, event, earlier)
         return {"status": "succeeded", "reply": earlier.text, "already_delivered": True}
+    missing = platform.missing_credentials(run.services)
+    if missing is not None:
+        run.log.warning(f"{missing}: the agent sees only the delivery, nothing is fetched or posted")
     await platform.begin(event, run)
     try:
         event = await platform.enrich(event, run)
@@ -176,6 +192,8 @@ async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, A
     await asyncio.to_thread(_record_reply, platform, run, reply)
     _commit(context, event, reply)
     result: dict[str, Any] = {"status": "succeeded", "reply": reply.text}
+    if missing is not None:
+        result["note"] = f"{missing}: nothing was fetched for the agent and the reply was not posted"
     if isinstance(reply.data.get("llm"), Mapping):
         # The LLM agent's accounting (model, steps, tokens, tool calls, latency) joins the run record.
         result["accounting"] = dict(reply.data["llm"])

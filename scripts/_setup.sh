@@ -20,12 +20,28 @@ ensure_redis() { ensure_debian_package redis-server redis-server; }
 ensure_chromium() { ensure_debian_package chromium chromium; }
 
 # ensure_venv EXTRAS: a virtualenv in .venv with the project installed editable, e.g. ensure_venv "[test]".
+# Installing takes seconds and needs the network, so it runs only when pyproject.toml changed since
+# the last install (or EXTRAS were never installed): .venv/.installed has one "CHECKSUM EXTRAS" line
+# per install. The install is editable, so changes to the code itself need none.
 ensure_venv() {
-  local extras="$1"
+  local extras="$1" stamp=".venv/.installed" sum
+  sum="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+  _installed "$sum" "$extras" && return 0
   if [ ! -x .venv/bin/python ]; then
     echo "creating .venv ..." >&2
     python3 -m venv .venv
   fi
+  echo "installing the project into .venv (pyproject.toml is new or changed) ..." >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+  grep "^$sum " "$stamp" 2>/dev/null >"$stamp.new" || true
+  echo "$sum $extras" >>"$stamp.new"
+  mv "$stamp.new" "$stamp"
+}
+
+# _installed CHECKSUM EXTRAS: this pyproject.toml was installed with EXTRAS (any install has the
+# base dependencies, so no EXTRAS matches every line of this checksum).
+_installed() {
+  [ -x .venv/bin/python ] && [ -f .venv/.installed ] || return 1
+  if [ -n "$2" ]; then grep -qxF "$1 $2" .venv/.installed; else grep -q "^$1 " .venv/.installed; fi
 }

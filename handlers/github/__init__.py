@@ -21,8 +21,14 @@ from gateway.types import Envelope
 from handlers.github import client, facts, reply, tools
 from handlers.github.payload import is_ignored, session_key, to_event
 from handlers.pipeline import WorkerPlatform, run_event
+from handlers.services import Services
 
 __all__ = ["PLATFORM", "handle", "session_key"]
+
+
+def _missing_credentials(services: Services) -> str | None:
+    return None if client.is_configured(services) else "GITHUB_TOKEN or a GitHub App is not set"
+
 
 PLATFORM = WorkerPlatform(
     name="github",
@@ -34,6 +40,7 @@ PLATFORM = WorkerPlatform(
     enrich=facts.enrich,
     tools=tools.build,
     prompt=tools.PROMPT,
+    missing_credentials=_missing_credentials,
 )
 
 

@@ -73,6 +73,7 @@ class Finisher:
                 status="succeeded",
                 reply=reply,
                 error=None,
+                note=result.get("note"),  # what the run could not do (credentials unset), else none
                 accounting=orjson.dumps(accounting).decode() if accounting else None,
                 **_ended(claim),
             )
