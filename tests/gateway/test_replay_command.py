@@ -80,7 +80,8 @@ def test_replaying_the_fixtures_folder_queues_every_expected_job(served: str, re
     assert len(lines) == len(recordings)
     for line, recording in zip(lines, recordings, strict=True):
         assert re.search(
-            rf" 200 {recording.platform}/{recording.name}( job [\w-]+)? \d+ms (queued|duplicate|handshake)", line
+            rf" 200 {recording.platform}/{recording.name}( job [\w-]+)? \d+ms (queued|duplicate|handshake)",
+            line,
         )
     expected = {r.expect["job_id"] for r in recordings if r.expect and r.expect["job_id"]}
     assert set(_queued(redis_url)) == expected
