@@ -111,7 +111,7 @@ class Api:
         after = request.headers.get("last-event-id") or None
         if after is not None and not _is_event_id(after):
             raise BadRequest("Last-Event-ID must be an event id such as 1764631234567-0")
-        history = await self._redis(runs.read_events, self.connection, job_id, after=after)
+        history, tip = await self._redis(runs.read_history, self.connection, job_id, after=after)
         if not history and after is None:
             raise NotFound(f"no run {job_id}")
 
@@ -121,7 +121,7 @@ class Api:
             )
             return found
 
-        stream = sse(follow(self.hub(), job_id, history=history, fetch=fetch))
+        stream = sse(follow(self.hub(), job_id, history=history, tip=tip, after=after, fetch=fetch))
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 

@@ -11,13 +11,13 @@ __all__ = [
     "CANCEL_CHANNEL",
     "CLAIM_PREFIX",
     "DELIVERIES",
+    "EVENTS",
     "PREFIX",
     "RUNS",
     "cancel",
     "claim",
     "run",
     "run_events",
-    "run_progress",
     "slack_installation",
     "slack_installation_lock",
     "slack_oauth_state",
@@ -27,6 +27,8 @@ PREFIX = "gateway"
 CLAIM_PREFIX = f"{PREFIX}:claim:"
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
 """Pub/sub channel carrying the ids of cancelled runs, for a prompt stop."""
+EVENTS = f"{PREFIX}:events"
+"""Stream of every run's events, newest appended, capped: what live followers read, one XREAD for all."""
 RUNS = f"{PREFIX}:runs"
 """Sorted set of every run's job id, scored by arrival (Unix milliseconds): the runs list, newest first."""
 DELIVERIES = f"{PREFIX}:deliveries"
@@ -49,13 +51,9 @@ def run(job_id: str) -> str:
     return f"{PREFIX}:run:{job_id}"
 
 
-def run_progress(job_id: str) -> str:
-    """List: the progress messages of one run, oldest first."""
-    return f"{PREFIX}:run:{job_id}:progress"
-
-
 def run_events(job_id: str) -> str:
-    """Stream: the events of one run (status, progress, message, reply, done), ids only growing."""
+    """List: the events of one run (status, progress, message, reply, done), oldest first, each
+    ``<id> <kind> <JSON data>`` with the id its entry got in ``EVENTS``."""
     return f"{PREFIX}:run:{job_id}:events"
 
 

@@ -13,9 +13,9 @@ the list of ``progress`` messages. Every ``write`` that sets a ``status`` also a
 ``status`` event (and ``done`` when the status ends the run) on the same pipeline, so the event
 and the record commit together.
 
-Run events are a Redis Stream per run (``keys.run_events``): each entry has ``event`` (one of
-``EVENT_KINDS``) and ``data`` (JSON), and its stream id (``<ms>-<seq>``) only grows, so a reader
-resumes after the last id it saw. A run with no event yet reads as one synthetic ``status``
+Every event has a kind (``event``, one of
+``EVENT_KINDS``) and ``data`` (JSON), and its id (``<ms>-<seq>``, from the shared stream) only
+grows, so a reader resumes after the last id it saw. A run with no event yet reads as one synthetic ``status``
 event, id ``QUEUED_ID``, which sorts before every real id (and, when that status is final, a
 synthetic ``done``, id ``DONE_ID``).
 """
@@ -31,6 +31,7 @@ from typing import Any, Literal
 import orjson
 import redis
 from redis.client import Pipeline
+from redis.commands.core import Script
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -45,6 +46,9 @@ __all__ = [
     "MAX_PROGRESS",
     "DONE_ID",
     "QUEUED_ID",
+    "ADD_EVENT",
+    "ADD_EVENT_LUA",
+    "EVENTS_KEPT",
     "RUN_TTL",
     "STATUSES",
     "TERMINAL",
@@ -53,12 +57,14 @@ __all__ = [
     "Status",
     "add_event",
     "add_progress",
-    "decode_events",
+    "decode_stream",
     "get_run",
     "index_member",
+    "is_newer",
     "list_runs",
     "public_record",
     "read_events",
+    "read_history",
     "status_of",
     "utcnow",
     "write",
@@ -74,6 +80,27 @@ RUN_TTL = 7 * 24 * 3600
 MAX_PROGRESS = 200
 MAX_FIELD = 8000
 MAX_EVENTS = 1000
+EVENTS_KEPT = 100_000
+# Appends one event to the shared stream (which gives it its id) and to the run's own list.
+#   KEYS[1] the shared stream, KEYS[2] the run's list
+#   ARGV[1] job id, ARGV[2] kind, ARGV[3] JSON data, ARGV[4] stream entries kept (about),
+#   ARGV[5] list entries kept, ARGV[6] the list's TTL in seconds
+ADD_EVENT_LUA = """
+local function add_event(events, list, job_id, kind, data, kept, per_run, ttl)
+  local id = redis.call('XADD', events, 'MAXLEN', '~', kept, '*', 'run', job_id, 'event', kind, 'data', data)
+  redis.call('RPUSH', list, id .. ' ' .. kind .. ' ' .. data)
+  redis.call('LTRIM', list, -tonumber(per_run), -1)
+  redis.call('EXPIRE', list, ttl)
+  return id
+end
+"""
+ADD_EVENT = Script(
+    None,  # type: ignore[arg-type]  # bytes need no client to hash; each call names its client
+    (
+        ADD_EVENT_LUA
+        + "return add_event(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])"
+    ).encode(),
+)
 # Record fields a status event carries along, when the write sets them.
 _STATUS_DETAILS = ("error", "note", "next_attempt_at", "worker")
 _SCAN_BATCH = 200
@@ -142,24 +169,20 @@ def write(pipeline: Pipeline | redis.Redis, job_id: str, **fields: object) -> No
 
 
 def add_progress(connection: redis.Redis | Pipeline, job_id: str, text: str) -> None:
-    """Append one progress message, keeping the newest ``MAX_PROGRESS``, and its ``progress`` event."""
-    key = keys.run_progress(job_id)
-    pipe = connection.pipeline() if isinstance(connection, redis.Redis) else connection
-    pipe.rpush(key, _clip(text))
-    pipe.ltrim(key, -MAX_PROGRESS, -1)
-    pipe.expire(key, RUN_TTL)
-    add_event(pipe, job_id, "progress", text=_clip(text))
-    if isinstance(connection, redis.Redis):
-        pipe.execute()
+    """Append one ``progress`` event (the run record's progress is read from these)."""
+    add_event(connection, job_id, "progress", text=_clip(text))
 
 
 def add_event(pipe: Pipeline | redis.Redis, job_id: str, kind: str, **data: Any) -> None:
-    """Queue one ``kind`` event of ``job_id`` with ``data`` and the time (``at``) on ``pipe``."""
+    """Append one ``kind`` event of ``job_id`` with ``data`` and the time (``at``), on ``pipe``
+    (queued, when it is a pipeline or transaction; at once on a client)."""
     assert kind in EVENT_KINDS, kind
-    key = keys.run_events(job_id)
     body = orjson.dumps({**data, "at": utcnow()}, default=str)
-    pipe.xadd(key, {"event": kind, "data": body}, maxlen=MAX_EVENTS, approximate=True)
-    pipe.expire(key, RUN_TTL)
+    ADD_EVENT(
+        keys=[keys.EVENTS, keys.run_events(job_id)],
+        args=[job_id, kind, body, EVENTS_KEPT, MAX_EVENTS, RUN_TTL],
+        client=pipe,
+    )
 
 
 def _clip(value: object) -> str | int | float:
@@ -178,7 +201,8 @@ def get_run(connection: redis.Redis, job_id: str) -> dict[str, Any] | None:
         if not record:
             return None
     record["job_id"] = job_id
-    record["progress"] = [as_text(item) for item in connection.lrange(keys.run_progress(job_id), 0, -1)]
+    events = _listed(connection.lrange(keys.run_events(job_id), 0, -1))
+    record["progress"] = [str(e.data.get("text", "")) for e in events if e.kind == "progress"][-MAX_PROGRESS:]
     for name in ("attempts", "retries"):
         record[name] = int(record.get(name, 0))
     if "duration" in record:
@@ -262,37 +286,72 @@ def list_runs(
 
 
 def read_events(connection: redis.Redis, job_id: str, *, after: str | None = None) -> list[RunEvent]:
-    """The events of ``job_id`` after stream id ``after`` (all of them without it), oldest first.
+    """The events of ``job_id`` after id ``after`` (all of them without it), oldest first.
 
     A run that exists but has no event yet reads as the synthetic queued event.
     """
-    raw = connection.xrange(keys.run_events(job_id), min=f"({after}" if after else "-", max="+")
-    if raw or (after is not None and after != "0-0"):
-        return decode_events(raw)
+    return read_history(connection, job_id, after=after)[0]
+
+
+def read_history(
+    connection: redis.Redis, job_id: str, *, after: str | None = None
+) -> tuple[list[RunEvent], str]:
+    """``read_events``, and the id of the newest event of any run at that moment (``"0-0"`` if
+    none): a live reader of the shared stream goes on after it, so no event falls in between."""
+    with connection.pipeline(transaction=True) as pipe:
+        pipe.lrange(keys.run_events(job_id), 0, -1)
+        pipe.xrevrange(keys.EVENTS, max="+", min="-", count=1)
+        listed, newest = pipe.execute()
+    tip = as_text(newest[0][0]) if newest else "0-0"
+    events = [e for e in _listed(listed) if after is None or is_newer(e.id, after)]
+    if events or listed or (after is not None and after != "0-0"):
+        return events, tip
     status = status_of(connection, job_id)
     if status is None:
-        return []
-    # A run with no stream: not started yet, or recorded before runs had events.
-    events = [RunEvent(QUEUED_ID, "status", {"status": status})]
+        return [], tip
+    # A run with no events: not started yet, or recorded before runs had events.
+    synthetic = [RunEvent(QUEUED_ID, "status", {"status": status})]
     if status in TERMINAL:
-        events.append(RunEvent(DONE_ID, "done", {"status": status}))
-    return events
+        synthetic.append(RunEvent(DONE_ID, "done", {"status": status}))
+    return synthetic, tip
 
 
-def decode_events(raw: Any) -> list[RunEvent]:
-    """Stream entries (``XRANGE``/``XREAD`` pairs of id and fields) as ``RunEvent`` s; entries
-    that are not events are skipped."""
-    events = []
+def is_newer(a: str, b: str) -> bool:
+    """True when event id ``a`` comes after ``b`` (ids are ``<ms>-<seq>``)."""
+    ams, _, aseq = a.partition("-")
+    bms, _, bseq = b.partition("-")
+    return (int(ams), int(aseq or 0)) > (int(bms), int(bseq or 0))
+
+
+def decode_stream(raw: Any) -> list[tuple[str, RunEvent]]:
+    """Entries of the shared stream (``XREAD`` pairs of id and fields) as ``(job id, event)``;
+    entries that are not events are skipped."""
+    found = []
     for entry_id, fields in raw or ():
         values = {as_text(k): as_text(v) for k, v in fields.items()}
-        kind = values.get("event")
+        kind, job_id = values.get("event"), values.get("run")
+        if kind in EVENT_KINDS and job_id:
+            found.append((job_id, RunEvent(as_text(entry_id), str(kind), _data(values.get("data")))))
+    return found
+
+
+def _listed(raw: Any) -> list[RunEvent]:
+    """A run's list entries (``<id> <kind> <JSON>``) as events."""
+    events = []
+    for item in raw or ():
+        entry_id, _, rest = as_text(item).partition(" ")
+        kind, _, data = rest.partition(" ")
         if kind in EVENT_KINDS:
-            try:
-                data = orjson.loads(values.get("data") or "{}")
-            except orjson.JSONDecodeError:
-                data = {}
-            events.append(RunEvent(as_text(entry_id), str(kind), data if isinstance(data, dict) else {}))
+            events.append(RunEvent(entry_id, kind, _data(data)))
     return events
+
+
+def _data(text: str | None) -> dict[str, Any]:
+    try:
+        data = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _from_rq(connection: redis.Redis, job_id: str) -> dict[str, Any] | None:

@@ -1,11 +1,12 @@
 """Following runs live: one Redis reader per web process, however many browsers follow runs.
 
-Each follower of a run gets its history first (``gateway.runs.read_events``), then joins the
-``StreamHub``: one task that reads the event streams of every followed run with a single
-``XREAD BLOCK`` and hands each new event to that run's followers. A thousand followers of a
-hundred runs cost one Redis connection and one blocking read, not a thousand. The hub keeps,
-per followed run, the id of the last event it read; a follower that joins after that id fetches
-the events in between itself, so none is missed and none is seen twice (ids only grow).
+Each follower of a run gets its history first (``gateway.runs.read_history``, which also says
+the id of the newest event of any run at that moment), then joins the ``StreamHub``: one task
+that reads the stream every run's events go to (``keys.EVENTS``) with a single ``XREAD BLOCK``
+and hands each event to the followers of its run. A thousand followers of a hundred runs cost
+one Redis connection and one blocking read. A hub that starts reads from its first follower's
+newest id; a follower that joins a hub already past that point fetches the events in between
+from its run's history itself, so none is missed, and none is seen twice (ids only grow).
 
 ``sse`` writes the server-sent events: ``id:``, ``event:`` and ``data:`` per event, a comment
 line every ``KEEPALIVE`` seconds while nothing happens, and the end after the ``done`` event.
@@ -23,7 +24,7 @@ import redis.asyncio as aioredis
 from rq.utils import as_text
 
 from gateway import keys
-from gateway.runs import RunEvent, decode_events
+from gateway.runs import RunEvent, decode_stream, is_newer
 
 __all__ = ["BLOCK_MS", "KEEPALIVE", "StreamHub", "follow", "sse"]
 
@@ -35,33 +36,27 @@ MAX_QUEUED = 1000  # events waiting for one slow follower; past this it is dropp
 _COUNT = 200
 
 
-def _newer(a: str, b: str) -> bool:
-    """True when stream id ``a`` comes after ``b``."""
-    ams, _, aseq = a.partition("-")
-    bms, _, bseq = b.partition("-")
-    return (int(ams), int(aseq or 0)) > (int(bms), int(bseq or 0))
-
-
 class StreamHub:
-    """Reads the streams of every followed run and fans their events out to the followers."""
+    """Reads the shared events stream and fans each event out to its run's followers."""
 
     def __init__(self, connection: aioredis.Redis) -> None:
         self._redis = connection
-        self._last: dict[str, str] = {}  # run -> id of the last event read for it
+        self._last = "0-0"  # id of the last event read from the shared stream
         self._followers: dict[str, set[asyncio.Queue[RunEvent | None]]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def join(self, job_id: str, after: str) -> tuple[asyncio.Queue[RunEvent | None], str]:
-        """Follow ``job_id`` from event id ``after``; returns the queue and the id the hub reads from.
+    def join(self, job_id: str, tip: str) -> tuple[asyncio.Queue[RunEvent | None], str]:
+        """Follow ``job_id``, whose history was read when ``tip`` was the newest event id.
 
-        When that id is newer than ``after``, the caller fetches the events in between itself.
+        Returns the queue and the id the hub reads on from: when it is newer than ``tip``, the
+        caller fetches its run's events in between itself.
         """
         queue: asyncio.Queue[RunEvent | None] = asyncio.Queue(MAX_QUEUED)
         self._followers.setdefault(job_id, set()).add(queue)
-        start = self._last.setdefault(job_id, after)
         if self._task is None or self._task.done():
+            self._last = tip
             self._task = asyncio.get_running_loop().create_task(self._read_loop())
-        return queue, start
+        return queue, self._last
 
     def leave(self, job_id: str, queue: asyncio.Queue[RunEvent | None]) -> None:
         """Stop following ``job_id`` with ``queue``."""
@@ -71,7 +66,6 @@ class StreamHub:
         followers.discard(queue)
         if not followers:
             del self._followers[job_id]
-            self._last.pop(job_id, None)
 
     @property
     def followers(self) -> int:
@@ -89,28 +83,23 @@ class StreamHub:
 
     async def _read_loop(self) -> None:
         while self._followers:
-            streams = {keys.run_events(job_id): last for job_id, last in self._last.items()}
             try:
-                answer: Any = await self._redis.xread(streams, count=_COUNT, block=BLOCK_MS)  # type: ignore[arg-type]
+                answer: Any = await self._redis.xread({keys.EVENTS: self._last}, count=_COUNT, block=BLOCK_MS)
             except (TimeoutError, redis.RedisError, OSError) as exc:
                 logger.warning("reading run events failed: %s; retrying", type(exc).__name__)
                 await asyncio.sleep(1.0)
                 continue
-            for stream, entries in answer or ():
-                self._dispatch(
-                    as_text(stream).removeprefix(f"{keys.PREFIX}:run:").removesuffix(":events"), entries
-                )
+            for _, entries in answer or ():
+                if entries:
+                    self._last = as_text(entries[-1][0])
+                for job_id, event in decode_stream(entries):
+                    self._dispatch(job_id, event)
 
-    def _dispatch(self, job_id: str, entries: Any) -> None:
-        events = decode_events(entries)
-        if entries:
-            self._last[job_id] = as_text(entries[-1][0])
+    def _dispatch(self, job_id: str, event: RunEvent) -> None:
         for queue in list(self._followers.get(job_id, ())):
-            for event in events:
-                if not _offer(queue, event):
-                    self.leave(job_id, queue)
-                    _offer(queue, None, force=True)
-                    break
+            if not _offer(queue, event):
+                self.leave(job_id, queue)
+                _offer(queue, None, force=True)
 
 
 def _offer(queue: asyncio.Queue[RunEvent | None], item: RunEvent | None, *, force: bool = False) -> bool:
@@ -128,25 +117,29 @@ async def follow(
     job_id: str,
     *,
     history: list[RunEvent],
+    tip: str,
+    after: str | None,
     fetch: Callable[[str, str], Any],
 ) -> AsyncIterator[RunEvent | None]:
     """The events of ``job_id``: ``history``, then live ones from ``hub``; ``None`` while idle.
 
-    ``fetch(job_id, after)`` (awaitable) reads the events after an id, for the gap between the
-    history and where the hub reads from. Ends after the ``done`` event, or when the follower
-    falls too far behind (the client then reconnects with its ``Last-Event-ID``).
+    ``history`` was read when ``tip`` was the newest event id of any run; ``after`` is where the
+    caller resumed (``Last-Event-ID``). ``fetch(job_id, after)`` (awaitable) reads the run's
+    events after an id, for the gap between the history and where the hub reads from. Ends
+    after the ``done`` event, or when the follower falls too far behind (the client then
+    reconnects with its ``Last-Event-ID``).
     """
-    last = "0-0"
+    last = after or "0-0"
     for event in history:
         yield event
         last = event.id
         if event.kind == "done":
             return
-    queue, start = hub.join(job_id, last)
+    queue, start = hub.join(job_id, tip)
     try:
-        if _newer(start, last):
+        if is_newer(start, tip):
             for event in await fetch(job_id, last):
-                if _newer(event.id, last):
+                if is_newer(event.id, last):
                     yield event
                     last = event.id
                     if event.kind == "done":
@@ -159,7 +152,7 @@ async def follow(
                 continue
             if live is None:
                 return
-            if _newer(live.id, last):
+            if is_newer(live.id, last):
                 yield live
                 last = live.id
                 if live.kind == "done":

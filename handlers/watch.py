@@ -11,6 +11,7 @@ import time
 from typing import Any, TextIO
 
 import redis
+from rq.utils import as_text
 
 from gateway import keys, runs
 
@@ -45,22 +46,22 @@ def watch(connection: redis.Redis, job_id: str, *, timeout: float, out: TextIO =
 
     Raises ``LookupError`` for an unknown run.
     """
-    events = runs.read_events(connection, job_id)
+    events, tip = runs.read_history(connection, job_id)
     if not events:
         raise LookupError(job_id)
     deadline = time.monotonic() + timeout
-    last = "0-0"
     while True:
         for event in events:
             print(describe(event), file=out, flush=True)
-            last = event.id
             if event.kind == "done":
                 return EXIT_SUCCEEDED if event.data.get("status") == "succeeded" else EXIT_ENDED_BADLY
         if time.monotonic() >= deadline:
             print(f"{job_id}: still not ended after {timeout:g}s", file=sys.stderr)
             return EXIT_ENDED_BADLY
-        answer: Any = connection.xread({keys.run_events(job_id): last}, block=_BLOCK_MS)
-        events = runs.decode_events(answer[0][1]) if answer else []
+        answer: Any = connection.xread({keys.EVENTS: tip}, block=_BLOCK_MS, count=500)
+        entries = answer[0][1] if answer else []
+        tip = as_text(entries[-1][0]) if entries else tip
+        events = [event for run_id, event in runs.decode_stream(entries) if run_id == job_id]
 
 
 def describe(event: runs.RunEvent) -> str:
@@ -76,5 +77,5 @@ def describe(event: runs.RunEvent) -> str:
         return f"[{at}] follow-up from {data.get('actor') or 'someone'}: {data.get('text', '')}"
     if event.kind == "reply":
         posted = "posted" if data.get("posted") else data.get("note") or "not posted"
-        return f"[{at}] reply ({posted}):\n{data.get('shown') or data.get('text', '')}"
+        return f"[{at}] reply ({posted}):\n{data.get('text', '')}"
     return f"[{at}] ended: {data.get('status')}"

@@ -12,6 +12,8 @@ started or scheduled; a lock naming anything else is stale and treated as free.
 
 from __future__ import annotations
 
+from gateway.runs import ADD_EVENT_LUA
+
 __all__ = ["CLAIM", "HANDOFF", "LEASE", "REAP"]
 
 _COMMON = """
@@ -112,10 +114,12 @@ return 1
 """
 )
 
-REAP = """
--- KEYS: lease, claimed, workers, rq executions of the worker
+REAP = (
+    ADD_EVENT_LUA
+    + """
+-- KEYS: lease, claimed, workers, rq executions of the worker, the shared events stream
 -- ARGV: worker name, rq prefix, gateway prefix, force ('1' skips the lease check), note, now,
---       run record TTL (the events stream's too), events kept per run
+--       run record TTL (the events list's too), events kept per run, shared stream entries kept
 local lease, claimed, workers, executions = unpack(KEYS)
 local name, prefix, gw, note = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 if ARGV[4] ~= '1' and redis.call('EXISTS', lease) == 1 then return -1 end
@@ -131,10 +135,9 @@ for _, job_id in ipairs(redis.call('SMEMBERS', claimed)) do
     redis.call('ZREM', prefix .. ':failed:' .. origin, job_id)
     redis.call('LPUSH', prefix .. ':queue:' .. origin, job_id)
     redis.call('HSET', gw .. ':run:' .. job_id, 'status', 'queued', 'note', note, 'requeued_at', ARGV[6])
-    local events = gw .. ':run:' .. job_id .. ':events'
     local data = cjson.encode({status = 'queued', note = note, at = ARGV[6]})
-    redis.call('XADD', events, 'MAXLEN', '~', ARGV[8], '*', 'event', 'status', 'data', data)
-    redis.call('EXPIRE', events, ARGV[7])
+    local events = gw .. ':run:' .. job_id .. ':events'
+    add_event(KEYS[5], events, job_id, 'status', data, ARGV[9], ARGV[8], ARGV[7])
     requeued = requeued + 1
   end
 end
@@ -152,6 +155,7 @@ redis.call('DEL', claimed, executions, lease)
 redis.call('SREM', workers, name)
 return requeued
 """
+)
 
 LEASE = """
 -- KEYS: lease, workers    ARGV: worker name, ttl ms, first ('1' at start)

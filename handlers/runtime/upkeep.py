@@ -116,6 +116,7 @@ class Upkeep:
                 keys.claimed(name),
                 keys.WORKERS,
                 WORKER_EXECUTIONS_KEY_TEMPLATE.format(name),
+                keys.EVENTS,
             ],
             args=[
                 name,
@@ -126,6 +127,7 @@ class Upkeep:
                 runs.utcnow(),
                 runs.RUN_TTL,
                 runs.MAX_EVENTS,
+                runs.EVENTS_KEPT,
             ],
         )
         if count > 0:

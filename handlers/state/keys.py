@@ -12,13 +12,13 @@ from rq.defaults import RQ_KEY_PREFIX
 from gateway.keys import (
     CANCEL_CHANNEL,
     DELIVERIES,
+    EVENTS,
     PREFIX,
     RUNS,
     cancel,
     claim,
     run,
     run_events,
-    run_progress,
 )
 
 WORKERS = f"{PREFIX}:workers"
@@ -29,6 +29,7 @@ SESSIONS_WAITING = f"{PREFIX}:sessions:waiting"
 __all__ = [
     "CANCEL_CHANNEL",
     "DELIVERIES",
+    "EVENTS",
     "PREFIX",
     "RQ_JOB",
     "RQ_QUEUE",
@@ -43,7 +44,6 @@ __all__ = [
     "reply",
     "run",
     "run_events",
-    "run_progress",
     "session_history",
     "session_lock",
     "session_wait",

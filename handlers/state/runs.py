@@ -7,6 +7,7 @@ are defined in ``gateway.runs``; this module is their name among the worker's st
 from __future__ import annotations
 
 from gateway.runs import (
+    EVENTS_KEPT,
     MAX_EVENTS,
     MAX_FIELD,
     MAX_PROGRESS,
@@ -21,6 +22,7 @@ from gateway.runs import (
 )
 
 __all__ = [
+    "EVENTS_KEPT",
     "MAX_EVENTS",
     "MAX_FIELD",
     "MAX_PROGRESS",

@@ -83,7 +83,7 @@ function runPage(main) {
   });
   events.addEventListener("reply", (message) => {
     const data = JSON.parse(message.data);
-    document.getElementById("reply").textContent = data.shown || data.text || "";
+    document.getElementById("reply").textContent = data.text || "";
     document.getElementById("reply-note").textContent = data.posted ? "Posted." : data.note || "Not posted.";
   });
   events.addEventListener("done", () => events.close());
