@@ -190,7 +190,7 @@ class Api:
 
 def _request_cancel(connection: redis.Redis, job_id: str) -> None:
     with connection.pipeline() as pipe:
-        pipe.set(keys.cancel(job_id), "api", ex=runs.RUN_TTL)
+        pipe.set(keys.cancel(job_id), "api", ex=runs.retention())
         pipe.publish(keys.CANCEL_CHANNEL, job_id)
         pipe.execute()
 

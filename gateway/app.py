@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from gateway import logs
+from gateway import logs, runs
 from gateway.api import Api
 from gateway.auth import ApiAuth
 from gateway.config import Settings
@@ -80,7 +80,9 @@ __all__ = ["GatewayApp", "create_app"]
 
 def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> GatewayApp:
     """Build the app; settings default to the environment, the clock to ``time.time``."""
-    return GatewayApp(settings or Settings.from_environ(), clock=clock)
+    settings = settings or Settings.from_environ()
+    runs.set_retention(settings.run_retention)
+    return GatewayApp(settings, clock=clock)
 
 
 class GatewayApp:
@@ -165,7 +167,11 @@ class _Gateway:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         s = self.settings
         self._enqueuer = Enqueuer(
-            s.redis_url, queue_name=s.queue_name, dedupe_ttl=s.dedupe_ttl, run_deadline=s.run_deadline
+            s.redis_url,
+            queue_name=s.queue_name,
+            dedupe_ttl=s.dedupe_ttl,
+            run_deadline=s.run_deadline,
+            run_retention=s.run_retention,
         )
         self._deliveries = DeliveryLog(self._enqueuer.redis)
         # The hub's blocking read holds a connection of its own.

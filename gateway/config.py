@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 
 from gateway.errors import ConfigError
 from gateway.platforms import PLATFORMS
+from gateway.runs import RUN_TTL
 from gateway.types import Platform
 
 __all__ = [
@@ -46,6 +47,7 @@ _SHARED_VARIABLES: dict[str, str] = {
     "GATEWAY_DEDUPE_TTL": "seconds a delivery id stays claimed (default and minimum 259200, 3 days)",
     "GATEWAY_RUN_DEADLINE": "seconds an agent run may take before it ends as timed out (default 600)",
     "GATEWAY_LOG_LEVEL": "log level: DEBUG, INFO (default), WARNING, ERROR",
+    "GATEWAY_RUN_RETENTION": "seconds a run record, its events and its list entry are kept (default 7 days)",
     "GATEWAY_API_TOKEN": "bearer token(s) of the runs API and the console, comma-separated; unset: both off",
     "GATEWAY_ENCRYPTION_KEY": "Fernet key(s) encrypting tokens kept in Redis, comma-separated, newest first",
 }
@@ -92,6 +94,7 @@ class Settings:
     env_file: str = ".env"
     encryption_keys: tuple[str, ...] = field(default=(), repr=False)
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    run_retention: int = RUN_TTL
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -107,6 +110,7 @@ class Settings:
             env_file=env.text(ENV_FILE_VARIABLE, ".env"),
             encryption_keys=_read_encryption_keys(env),
             api_tokens=env.secrets("GATEWAY_API_TOKEN"),
+            run_retention=env.integer("GATEWAY_RUN_RETENTION", RUN_TTL, minimum=3600),
         )
 
     @property
@@ -135,6 +139,7 @@ class Settings:
             "GATEWAY_DEDUPE_TTL": str(self.dedupe_ttl),
             "GATEWAY_RUN_DEADLINE": f"{self.run_deadline:g}",
             "GATEWAY_LOG_LEVEL": self.log_level,
+            "GATEWAY_RUN_RETENTION": str(self.run_retention),
             "GATEWAY_API_TOKEN": ",".join(self.api_tokens),
             "GATEWAY_ENCRYPTION_KEY": ",".join(self.encryption_keys),
         }

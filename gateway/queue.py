@@ -56,10 +56,9 @@ __all__ = [
 
 logger = logging.getLogger("gateway.queue")
 
-RESULT_TTL = 24 * 3600
+# RQ keeps a finished job only briefly (rq info, debugging): its run record keeps the outcome.
+RESULT_TTL = 600
 FAILURE_TTL = 7 * 24 * 3600
-# The runs index keeps a run as long as its record is kept.
-RUNS_KEPT_MS = RUN_TTL * 1000
 JOB_TIMEOUT_MARGIN = 60
 # Far below Slack's 3 s deadline: a Redis that cannot answer in time gets a 503 and a retry.
 REDIS_TIMEOUT = 2.0
@@ -185,10 +184,19 @@ class Enqueuer:
     Create it inside the event loop that will use it (the app's lifespan does).
     """
 
-    def __init__(self, redis_url: str, *, queue_name: str, dedupe_ttl: int, run_deadline: float) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        queue_name: str,
+        dedupe_ttl: int,
+        run_deadline: float,
+        run_retention: int = RUN_TTL,
+    ) -> None:
         self.queue_name = queue_name
         self.queue_key = Queue.redis_queue_namespace_prefix + queue_name
         self._dedupe_ttl = dedupe_ttl
+        self._index_kept_ms = run_retention * 1000  # the runs index keeps a run as long as its record
         self._job_timeout = int(run_deadline) + JOB_TIMEOUT_MARGIN
         self._redis = aioredis.Redis.from_url(
             redis_url,
@@ -244,7 +252,7 @@ class Enqueuer:
         now = rq_now()
         at_ms = int(now.timestamp() * 1000)
         args: list[Any] = [self._dedupe_ttl, "1", utcformat(now), f"{at_ms:013d}"]
-        args += [f"{at_ms - RUNS_KEPT_MS:013d}", len(self._template), *self._template]
+        args += [f"{at_ms - self._index_kept_ms:013d}", len(self._template), *self._template]
         for item in batch:
             redis_keys += (keys.claim(item.job_id), Job.redis_job_namespace_prefix + item.job_id)
             args += (item.job_id, item.data, item.description)

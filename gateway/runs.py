@@ -65,6 +65,8 @@ __all__ = [
     "public_record",
     "read_events",
     "read_history",
+    "retention",
+    "set_retention",
     "status_of",
     "utcnow",
     "write",
@@ -77,6 +79,7 @@ EVENT_KINDS: tuple[str, ...] = ("status", "progress", "message", "reply", "done"
 QUEUED_ID = "0-1"
 DONE_ID = "0-2"
 RUN_TTL = 7 * 24 * 3600
+"""How long a run record, its events and its index entry are kept by default (``GATEWAY_RUN_RETENTION``)."""
 MAX_PROGRESS = 200
 MAX_FIELD = 8000
 MAX_EVENTS = 1000
@@ -142,6 +145,21 @@ class RunPage:
     cursor: str | None
 
 
+_retention = RUN_TTL
+
+
+def set_retention(seconds: int) -> None:
+    """Keep run records, their events and their index entries ``seconds`` (``GATEWAY_RUN_RETENTION``);
+    each process that writes them sets it once at start."""
+    global _retention
+    _retention = seconds
+
+
+def retention() -> int:
+    """Seconds a run record is kept after its last write."""
+    return _retention
+
+
 def utcnow() -> str:
     """The current time as ISO-8601 UTC, the format of every timestamp in a record."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -159,7 +177,7 @@ def write(pipeline: Pipeline | redis.Redis, job_id: str, **fields: object) -> No
         pipeline.hset(key, mapping=values)  # type: ignore[arg-type]
     if empty:
         pipeline.hdel(key, *empty)
-    pipeline.expire(key, RUN_TTL)
+    pipeline.expire(key, _retention)
     status = fields.get("status")
     if isinstance(status, str):
         details = {name: values[name] for name in _STATUS_DETAILS if name in values}
@@ -180,7 +198,7 @@ def add_event(pipe: Pipeline | redis.Redis, job_id: str, kind: str, **data: Any)
     body = orjson.dumps({**data, "at": utcnow()}, default=str)
     ADD_EVENT(
         keys=[keys.EVENTS, keys.run_events(job_id)],
-        args=[job_id, kind, body, EVENTS_KEPT, MAX_EVENTS, RUN_TTL],
+        args=[job_id, kind, body, EVENTS_KEPT, MAX_EVENTS, _retention],
         client=pipe,
     )
 

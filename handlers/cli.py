@@ -56,6 +56,7 @@ def worker_main(argv: list[str]) -> int:
     try:
         args = _worker_parser().parse_args(argv)
         settings = WorkerSettings.from_environ()
+        settings.apply_retention()
         options = _worker_options(args, settings)
         agent = load_agent(settings.agent)
     except AgentLoadError as exc:
@@ -109,6 +110,7 @@ def check_main(argv: list[str]) -> int:
     try:
         args = parser.parse_args(argv)
         settings = WorkerSettings.from_environ()
+        settings.apply_retention()
         load_agent(settings.agent)
         if args.serve and not settings.base.enabled_platforms:
             raise ConfigError(
@@ -149,6 +151,7 @@ def _command(parser: argparse.ArgumentParser, argv: list[str], action: Action) -
     try:
         args = parser.parse_args(argv)
         settings = WorkerSettings.from_environ()
+        settings.apply_retention()
     except (ConfigError, UsageError) as exc:
         return _error(str(exc), EXIT_USAGE)
     try:

@@ -20,6 +20,9 @@ from gateway.config import SECRET_VARIABLES as WEB_SECRET_VARIABLES
 from gateway.config import VARIABLES as WEB_VARIABLES
 from gateway.config import Reader, Settings, redact
 from gateway.errors import ConfigError
+from gateway.runs import set_retention as set_run_retention
+from handlers.state.sessions import MAX_AGE
+from handlers.state.sessions import set_retention as set_session_retention
 
 __all__ = [
     "SECRET_VARIABLES",
@@ -36,6 +39,7 @@ __all__ = [
 VARIABLES: dict[str, str] = {
     "GATEWAY_AGENT": "agent the worker runs: triage (default), llm, or package.module:callable",
     "GATEWAY_CONCURRENCY": "agent runs one worker process runs at once (default 100)",
+    "GATEWAY_SESSION_RETENTION": "seconds a conversation's history is kept after its last turn (default 7 d)",
     "SLACK_BOT_TOKEN": "Slack bot token (xoxb-...) the worker replies with",
     "SLACK_APP_TOKEN": "Slack app-level token (xapp-..., scope connections:write) for gateway socket",
     "GITHUB_TOKEN": "token the worker replies with (alternative to a GitHub App)",
@@ -131,6 +135,7 @@ class WorkerSettings:
     base: Settings
     agent: str
     concurrency: int
+    session_retention: int
     slack: SlackSettings
     github: GitHubSettings
     stripe: StripeSettings
@@ -145,6 +150,7 @@ class WorkerSettings:
             base=Settings.from_environ(source),
             agent=_read_agent(env),
             concurrency=env.integer("GATEWAY_CONCURRENCY", 100, minimum=1),
+            session_retention=env.integer("GATEWAY_SESSION_RETENTION", MAX_AGE, minimum=60),
             slack=_read_slack(env, Reader(source, WEB_VARIABLES)),
             github=_read_github(env),
             stripe=_read_stripe(env),
@@ -152,6 +158,11 @@ class WorkerSettings:
         )
         _check_cross_settings(settings)
         return settings
+
+    def apply_retention(self) -> None:
+        """Set how long this process keeps run records and session history (once, at start)."""
+        set_run_retention(self.base.run_retention)
+        set_session_retention(self.session_retention)
 
     @property
     def redis_url(self) -> str:
@@ -179,6 +190,7 @@ class WorkerSettings:
         return {
             "GATEWAY_AGENT": s.agent,
             "GATEWAY_CONCURRENCY": str(s.concurrency),
+            "GATEWAY_SESSION_RETENTION": str(s.session_retention),
             "SLACK_BOT_TOKEN": s.slack.bot_token or "",
             "SLACK_APP_TOKEN": s.slack.app_token or "",
             "GITHUB_TOKEN": s.github.token or "",

@@ -35,6 +35,7 @@ def context_for(envelope: Envelope, *, session_key: Callable[[Envelope], str]) -
     """A context for a job run by a stock RQ worker: settings-driven, no cancellation."""
     shared = services.for_settings(WorkerSettings.from_environ())
     settings = shared.settings
+    settings.apply_retention()
     loop = asyncio.get_running_loop()
     job = get_current_job()
     connection = job.connection if job is not None else shared.redis

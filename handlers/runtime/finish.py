@@ -25,14 +25,16 @@ from rq.utils import now
 
 from handlers.agent import Turn
 from handlers.runtime.ledger import LOCK_MS, Claim
-from handlers.runtime.scripts import HANDOFF
+from handlers.runtime.scripts import HANDOFF, SETTLE_REPLY
 from handlers.state import keys, runs, sessions
+from handlers.state.replies import ANSWERED
 
 __all__ = ["Finisher"]
 
 logger = logging.getLogger("handlers.runtime")
 
 _WATCH_RETRIES = 20
+FINISHED_KEPT = 600  # seconds RQ keeps a finished job (rq info, debugging); the run record keeps its outcome
 
 
 class Finisher:
@@ -43,23 +45,26 @@ class Finisher:
         self.worker_name = worker_name
         self.worker_key = worker_key
         self._handoff = connection.register_script(HANDOFF)
+        self._settle_reply = connection.register_script(SETTLE_REPLY)
 
     def succeed(self, claim: Claim, result: Mapping[str, Any], *, reply: str, turns: Iterable[Turn]) -> bool:
-        """Finished: RQ ``finished`` with ``result``, history appended, session handed on."""
+        """Finished: RQ ``finished``, history appended, session handed on, the run record updated.
+
+        What the run produced is kept once, in its run record (reply, accounting). RQ keeps the
+        finished job only briefly (``FINISHED_KEPT``), without its envelope (no retry needs it
+        now) and without a ``Result`` (a Redis Stream: 4.7 KB each, for what the record holds);
+        the delivery's reply marker keeps only ``answered`` (for a stray rerun to skip). Beyond the
+        record, what stays is the claim, for deduplication. Failures keep RQ's ``Result`` with the
+        traceback and the envelope, for ``retry``.
+        """
         job = claim.job
-        result_ttl = job.get_result_ttl(default_ttl=500)
+        result_ttl = min(job.get_result_ttl(default_ttl=FINISHED_KEPT), FINISHED_KEPT)
 
         def steps(pipe: Pipeline) -> None:
             job.set_status(JobStatus.FINISHED, pipeline=pipe)
             job.save(pipeline=pipe, include_meta=False, include_result=False)
-            Result.create(
-                job,
-                Result.Type.SUCCESSFUL,
-                result_ttl,
-                return_value=dict(result),
-                **self._ids(claim),
-                pipeline=pipe,
-            )
+            pipe.hset(job.key, "data", orjson.dumps([job.func_name, None, [], {}]))
+            self._settle_reply(keys=[keys.reply(job.id)], args=[ANSWERED], client=pipe)
             FinishedJobRegistry(queue=claim.queue).add(job, result_ttl, pipeline=pipe)
             job.cleanup(result_ttl, pipeline=pipe, remove_from_queue=False)
             pipe.hincrby(self.worker_key, "successful_job_count", 1)

@@ -5,6 +5,7 @@
 - ``HANDOFF``: pass a session to its oldest parked event (on release, or when the holder died).
 - ``REAP``: requeue every job a dead worker held; exactly one reaper wins per worker.
 - ``LEASE``: renew a worker's lease, unless it was reaped meanwhile.
+- ``SETTLE_REPLY``: shrink a delivered reply's marker to ``answered``, keeping its expiry.
 
 A job that holds a session (``...:lock`` = its id) is "live" while its RQ status is queued,
 started or scheduled; a lock naming anything else is stale and treated as free.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from gateway.runs import ADD_EVENT_LUA
 
-__all__ = ["CLAIM", "HANDOFF", "LEASE", "REAP"]
+__all__ = ["CLAIM", "HANDOFF", "LEASE", "REAP", "SETTLE_REPLY"]
 
 _COMMON = """
 local function is_live(prefix, job_id)
@@ -162,5 +163,17 @@ LEASE = """
 if ARGV[3] ~= '1' and redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
+
+SETTLE_REPLY = """
+-- KEYS: reply marker    ARGV: the answered field
+-- Once a run succeeded only a stray rerun (a worker presumed dead that was not) could read the
+-- marker, and all it needs is "answered" to skip posting: the text and ids go, the expiry stays.
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], ARGV[1], '1')
+redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
 """

@@ -125,7 +125,7 @@ class Upkeep:
                 "1" if force else "0",
                 note,
                 runs.utcnow(),
-                runs.RUN_TTL,
+                runs.retention(),
                 runs.MAX_EVENTS,
                 runs.EVENTS_KEPT,
             ],

@@ -17,6 +17,8 @@ from gateway.runs import (
     add_event,
     add_progress,
     get_run,
+    retention,
+    set_retention,
     utcnow,
     write,
 )
@@ -32,6 +34,8 @@ __all__ = [
     "add_event",
     "add_progress",
     "get_run",
+    "retention",
+    "set_retention",
     "utcnow",
     "write",
 ]

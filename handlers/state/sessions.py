@@ -3,7 +3,7 @@
 A session is one Slack thread, one GitHub issue or pull request, one Stripe customer (the
 platform module's ``session_key``). Its Redis keys use the SHA-256 of the key, and every stored
 turn carries the key itself and is checked on load, so no session ever reads another's turns.
-History is bounded in length (``MAX_TURNS``) and age (``MAX_AGE``) and only written when a run
+History is bounded in length (``MAX_TURNS``) and age (the retention) and only written when a run
 succeeds, in the same transaction that marks the job finished.
 """
 
@@ -22,10 +22,21 @@ from redis.client import Pipeline
 from handlers.agent import Turn
 from handlers.state import keys
 
-__all__ = ["MAX_AGE", "MAX_TEXT", "MAX_TURNS", "append_turns", "build_key", "load_history", "session_id"]
+__all__ = [
+    "MAX_AGE",
+    "MAX_TEXT",
+    "MAX_TURNS",
+    "append_turns",
+    "build_key",
+    "load_history",
+    "session_id",
+    "set_retention",
+]
 
 MAX_TURNS = 50
 MAX_AGE = 7 * 24 * 3600
+"""How long a session's history is kept by default (``GATEWAY_SESSION_RETENTION``)."""
+_retention = MAX_AGE
 MAX_TEXT = 4000
 
 
@@ -39,10 +50,17 @@ def session_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def set_retention(seconds: int) -> None:
+    """Keep a session's history ``seconds`` after its last turn (``GATEWAY_SESSION_RETENTION``);
+    a worker sets it once at start."""
+    global _retention
+    _retention = seconds
+
+
 def load_history(connection: redis.Redis, key: str, *, now: datetime | None = None) -> tuple[Turn, ...]:
-    """The session's turns, oldest first, without those older than ``MAX_AGE``."""
+    """The session's turns, oldest first, without those older than the retention."""
     raw = connection.lrange(keys.session_history(session_id(key)), -MAX_TURNS, -1)
-    oldest = (now or datetime.now(UTC)) - timedelta(seconds=MAX_AGE)
+    oldest = (now or datetime.now(UTC)) - timedelta(seconds=_retention)
     turns = (_decode(item, key) for item in raw)
     return tuple(turn for turn in turns if turn is not None and _parse_time(turn.at) >= oldest)
 
@@ -55,7 +73,7 @@ def append_turns(pipeline: Pipeline, key: str, turns: Iterable[Turn]) -> None:
     history = keys.session_history(session_id(key))
     pipeline.rpush(history, *encoded)
     pipeline.ltrim(history, -MAX_TURNS, -1)
-    pipeline.expire(history, MAX_AGE)
+    pipeline.expire(history, _retention)
 
 
 def _encode(turn: Turn, key: str) -> str:

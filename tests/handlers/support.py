@@ -17,6 +17,7 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from gateway.queue import FAILURE_TTL, RESULT_TTL
 from tests.agents import LOG_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,8 +61,8 @@ def enqueue(connection: redis.Redis, envelope: dict[str, Any], *, deadline: floa
         args=(envelope,),
         job_id=job_id,
         timeout=int(deadline) + 60,
-        result_ttl=86400,
-        failure_ttl=604800,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
     )
     return job_id
 
