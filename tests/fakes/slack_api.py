@@ -1,19 +1,24 @@
 """A fake Slack Web API: the methods a bot uses, a message store, and ``response_url`` endpoints.
 
 Like Slack (https://api.slack.com/web), API errors are HTTP 200 with ``{"ok": false, "error": ...}``,
-rate limits are HTTP 429 (inject them with ``fail_next``), every method takes POST (form or JSON) or
-GET, and arguments may come from the query string or the body.
+rate limits are HTTP 429 with ``Retry-After`` (each method's tier per workspace, or injected with
+``fail_next``), every method takes POST (form or JSON) or GET, and arguments may come from the query
+string or the body. The documented limits it enforces (``slack_rules``; sources in README.md): Block
+Kit sizes, text truncation, ``conversations.replies`` paging and ``limit``, response-URL use count
+and expiry, and the tiers; ``distribution="unlisted"`` is an app outside the Slack Marketplace.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from tests.fakes.server import FakeServer, Reply, Request, Route, route
+from tests.fakes import slack_rules as rules
+from tests.fakes.server import FakeServer, Handler, Reply, Request, Route, route
 
 DEFAULT_TOKEN = "xoxb-fake-bot-token"
 BOT_USER_ID = "U0FAKEBOT"
@@ -39,8 +44,19 @@ def _ts_key(ts: str) -> tuple[int, int]:
 class SlackFake(FakeServer):
     """Slack Web API at ``base_url`` (``http://127.0.0.1:<port>/api/``), for ``WebClient(base_url=...)``."""
 
-    def __init__(self, *, tokens: Iterable[str] = (DEFAULT_TOKEN,), prefix: str = "/api") -> None:
+    def __init__(
+        self,
+        *,
+        tokens: Iterable[str] = (DEFAULT_TOKEN,),
+        prefix: str = "/api",
+        distribution: str = "internal",
+        rate_limits: dict[str, int] | None = None,
+    ) -> None:
         self.tokens = tuple(tokens)
+        self.distribution = distribution  # internal | marketplace | unlisted
+        unlisted = rules.UNLISTED_PER_MINUTE if distribution == "unlisted" else {}
+        self.limits = rules.RateLimits({**rules.TIER_PER_MINUTE, **unlisted, **(rate_limits or {})})
+        self.response_urls = rules.ResponseUrls()
         self.bot = {"user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": TEAM_ID, "team": "Fake Workspace"}
         self._messages: dict[str, dict[str, Message]] = {}
         self._users: dict[str, dict[str, Any]] = {}
@@ -73,8 +89,8 @@ class SlackFake(FakeServer):
             "users.info": self._users_info,
         }
         for name, handler in methods.items():
-            yield route("POST", f"/{name}", handler)
-            yield route("GET", f"/{name}", handler)
+            yield route("POST", f"/{name}", self._limited(name, handler))
+            yield route("GET", f"/{name}", self._limited(name, handler))
         yield route("POST", "/response/{key}", self._response, public=True, rooted=True)
 
     # -- seeding and inspection ------------------------------------------------------------------
@@ -116,9 +132,12 @@ class SlackFake(FakeServer):
         with self._cond:
             return copy.deepcopy(self._thread_of(channel, ts))
 
-    def response_url(self, key: str | None = None) -> str:
-        """A ``response_url`` for slash-command fixtures; what is posted to it lands in ``responses()``."""
+    def response_url(self, key: str | None = None, *, issued_at: float | None = None) -> str:
+        """A ``response_url`` for slash-command fixtures, issued ``issued_at`` (default now); what is
+        posted to it lands in ``responses()``. Like Slack's, it takes 5 posts within 30 minutes."""
         key = key or f"R{next(self._response_ids):06d}"
+        with self._cond:
+            self.response_urls.issue(key, issued_at=issued_at)
         return f"{self.origin}/response/{key}"
 
     def responses(self, key_or_url: str) -> list[Any]:
@@ -134,6 +153,8 @@ class SlackFake(FakeServer):
         self._responses.clear()
         self.ephemerals.clear()
         self.deleted.clear()
+        self.limits.reset()
+        self.response_urls.reset()
 
     # -- FakeServer hooks ------------------------------------------------------------------------
 
@@ -155,6 +176,17 @@ class SlackFake(FakeServer):
 
     # -- methods ---------------------------------------------------------------------------------
 
+    def _limited(self, method: str, handler: Handler) -> Handler:
+        """``handler`` behind the method's tier: HTTP 429 ``ratelimited`` with ``Retry-After``."""
+
+        def answer(request: Request) -> Reply:
+            wait = self.limits.check(self.bot["team_id"], method, _args(request).get("channel"))
+            if wait is None:
+                return handler(request)
+            return Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(int(wait))})
+
+        return answer
+
     def _auth_test(self, request: Request) -> Reply:
         bot = self.bot
         identity = {"team_id": bot["team_id"], "user_id": bot["user_id"], "bot_id": bot["bot_id"]}
@@ -172,9 +204,13 @@ class SlackFake(FakeServer):
             return _error("channel_not_found")
         if not any(args.get(name) for name in ("text", "blocks", "attachments")):
             return _error("no_text")
+        refused = _refusal(args)
+        if refused is not None:
+            return refused
         fields = _content(args) | {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID}
         ts = self._store(args["channel"], fields, ts=None, thread_ts=args.get("thread_ts"))
-        return _ok(channel=args["channel"], ts=ts, message=copy.deepcopy(self._messages[args["channel"]][ts]))
+        stored = copy.deepcopy(self._messages[args["channel"]][ts])
+        return _ok(channel=args["channel"], ts=ts, message=stored, **_warnings(args))
 
     def _update(self, request: Request) -> Reply:
         args = _args(request)
@@ -183,10 +219,13 @@ class SlackFake(FakeServer):
             return _error("message_not_found")
         if not any(args.get(name) for name in ("text", "blocks", "attachments")):
             return _error("no_text")
+        refused = _refusal(args)
+        if refused is not None:
+            return refused
         message.update(_content(args))
         message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
         reply = {"channel": args["channel"], "ts": message["ts"], "text": message.get("text", "")}
-        return _ok(**reply, message=copy.deepcopy(message))
+        return _ok(**reply, message=copy.deepcopy(message), **_warnings(args))
 
     def _post_ephemeral(self, request: Request) -> Reply:
         args = _args(request)
@@ -207,13 +246,35 @@ class SlackFake(FakeServer):
         return _ok(channel=args["channel"], ts=message["ts"])
 
     def _replies(self, request: Request) -> Reply:
+        """A page of the thread holding ``ts``, oldest first: the parent, then replies within
+        ``oldest``/``latest``; ``limit`` (default and most: 1000, unlisted apps 15) per page, and
+        ``next_cursor`` to the rest. Metadata only with ``include_all_metadata``. The parent is on the
+        first page only (Slack does not document whether later pages repeat it)."""
         args = _args(request)
         if not args.get("channel"):
             return _error("channel_not_found")
         thread = self._thread_of(args["channel"], args.get("ts", ""))
         if not thread:
             return _error("thread_not_found")
-        return _ok(messages=copy.deepcopy(thread), has_more=False, response_metadata={"next_cursor": ""})
+        start = _cursor_offset(args.get("cursor"))
+        if start is None:
+            return _error("invalid_cursor")
+        replies = [m for m in thread[1:] if _within(m["ts"], args)]
+        members = [thread[0], *replies] if start == 0 else replies
+        begin = 0 if start == 0 else start - 1
+        limit = self._replies_limit(args.get("limit"))
+        page = [_without_metadata(m, args) for m in members[begin : begin + limit]]
+        more = begin + limit < len(members)
+        cursor = _cursor(start + len(page)) if more else ""
+        return _ok(messages=page, has_more=more, response_metadata={"next_cursor": cursor})
+
+    def _replies_limit(self, asked: Any) -> int:
+        most = rules.UNLISTED_REPLIES_LIMIT if self.distribution == "unlisted" else rules.REPLIES_LIMIT
+        try:
+            number = int(asked)
+        except (TypeError, ValueError):
+            return most
+        return most if number <= 0 else min(number, most)
 
     def _users_info(self, request: Request) -> Reply:
         user_id = _args(request).get("user")
@@ -222,8 +283,13 @@ class SlackFake(FakeServer):
         return _ok(user=copy.deepcopy(self._users.get(user_id) or self._default_user(user_id)))
 
     def _response(self, request: Request) -> Reply:
-        self._responses.setdefault(request.params["key"], []).append(request.body)
-        return _ok()
+        """Plain-text ``ok``, as Slack answers a response URL; refused past 5 uses or 30 minutes."""
+        key = request.params["key"]
+        refused = self.response_urls.refusal(key)
+        if refused is not None:
+            return Reply(404, refused)
+        self._responses.setdefault(key, []).append(request.body)
+        return Reply(200, "ok")
 
     # -- store -----------------------------------------------------------------------------------
 
@@ -254,6 +320,7 @@ class SlackFake(FakeServer):
         stored = self._messages.get(channel, {})
         if ts not in stored:
             return []
+        ts = stored[ts].get("thread_ts") or ts  # any message of a thread names the thread
         members = [m for m in stored.values() if m["ts"] == ts or m.get("thread_ts") == ts]
         return sorted(members, key=lambda m: _ts_key(m["ts"]))
 
@@ -277,5 +344,61 @@ def _args(request: Request) -> dict[str, Any]:
 
 
 def _content(args: dict[str, Any]) -> Message:
-    """The message fields a post or an update sets."""
-    return {name: args[name] for name in ("text", "blocks", "attachments", "metadata") if name in args}
+    """The message fields a post or an update sets (text past 40,000 characters cut, as Slack does)."""
+    fields = {name: args[name] for name in ("text", "blocks", "attachments", "metadata") if name in args}
+    if "blocks" in fields:
+        fields["blocks"] = rules.parse_blocks(fields["blocks"])
+    if "text" in fields:
+        fields["text"] = rules.truncated(fields["text"])[0]
+    return fields
+
+
+def _refusal(args: dict[str, Any]) -> Reply | None:
+    """Slack's refusal of a post or update's blocks or attachments, if it would refuse them."""
+    if args.get("blocks") not in (None, "", []):
+        errors = rules.block_errors(rules.parse_blocks(args["blocks"]))
+        if errors:
+            return Reply(200, rules.invalid_blocks_body(errors))
+    attachments = rules.parse_blocks(args.get("attachments"))
+    if isinstance(attachments, list) and len(attachments) > rules.MAX_ATTACHMENTS:
+        return _error("too_many_attachments")
+    return None
+
+
+def _warnings(args: dict[str, Any]) -> dict[str, Any]:
+    warnings = rules.truncated(args.get("text"))[1]
+    if not warnings:
+        return {}
+    return {"response_metadata": {"messages": [rules.TRUNCATED_WARNING], "warnings": warnings}}
+
+
+def _within(ts: str, args: dict[str, Any]) -> bool:
+    """``oldest`` < ts < ``latest`` (``inclusive``: ≤); the bounds default to 0 and now."""
+    inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+    key = _ts_key(ts)
+    oldest, latest = args.get("oldest"), args.get("latest")
+    if oldest and (key < _ts_key(str(oldest)) or (key == _ts_key(str(oldest)) and not inclusive)):
+        return False
+    return not (latest and (key > _ts_key(str(latest)) or (key == _ts_key(str(latest)) and not inclusive)))
+
+
+def _without_metadata(message: Message, args: dict[str, Any]) -> Message:
+    copied = copy.deepcopy(message)
+    if str(args.get("include_all_metadata", "")).lower() not in ("1", "true"):
+        copied.pop("metadata", None)
+    return copied
+
+
+def _cursor(offset: int) -> str:
+    return base64.b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _cursor_offset(cursor: Any) -> int | None:
+    """0 for no cursor, the offset a cursor of ours names, ``None`` for anything else."""
+    if not cursor:
+        return 0
+    try:
+        kind, _, number = base64.b64decode(str(cursor), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return int(number) if kind == "offset" and number.isdigit() else None
