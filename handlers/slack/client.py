@@ -21,8 +21,9 @@ from handlers.config import SlackSettings
 from handlers.errors import HandlerError, PermanentError, TransientError
 from handlers.retry import retry_after_header
 from handlers.services import Services
+from handlers.slack.budget import SlackBudget
 
-__all__ = ["ERRORS", "build_client", "call", "is_configured", "respond", "web_client"]
+__all__ = ["ERRORS", "budget_for", "build_client", "call", "is_configured", "respond", "web_client"]
 
 T = TypeVar("T")
 
@@ -72,6 +73,12 @@ def is_configured(services: Services) -> bool:
 def web_client(services: Services) -> WebClient:
     """The worker's Web API client (``PermanentError`` without ``SLACK_BOT_TOKEN``)."""
     return services.shared("slack.web_client", lambda: build_client(services.settings.slack))
+
+
+def budget_for(services: Services) -> SlackBudget:
+    """The rate budget every worker shares per workspace and method (``handlers.slack.budget``)."""
+    distribution = services.settings.slack.distribution
+    return services.shared("slack.budget", lambda: SlackBudget(services.redis, distribution=distribution))
 
 
 def build_client(settings: SlackSettings) -> WebClient:

@@ -3,8 +3,10 @@
 Fields: ``status`` (queued, running, succeeded, failed, timed_out, cancelled), ``platform``,
 ``delivery_id``, ``event``, ``session``, ``attempts`` (starts), ``retries`` (transient retries
 scheduled), ``queued_at``, ``started_at``, ``ended_at``, ``duration``, ``worker``, ``error``,
-``reply``, ``next_attempt_at`` and the list of ``progress`` messages. A job that no worker has
-touched yet has no record; ``get_run`` then reports RQ's own status.
+``reply``, ``next_attempt_at``, ``note`` (why a drained run was requeued), ``undelivered`` (why
+the reply could not be posted, e.g. an expired Slack ``response_url``) and the list of
+``progress`` messages. A job that no worker has touched yet has no record; ``get_run`` then
+reports RQ's own status.
 """
 
 from __future__ import annotations

@@ -138,6 +138,46 @@ def test_slack_thread_tool_reads_only_the_event_thread() -> None:
         assert fake.calls(path="/conversations.replies")[0].body["channel"] == "C1"
 
 
+def _long_thread(fake: SlackFake, replies: int) -> str:
+    thread = fake.seed_message("C1", "start", ts="1700000000.000100")
+    for n in range(1, replies + 1):
+        fake.seed_message("C1", f"reply {n}", ts=f"{1700000000 + n}.000100", thread_ts=thread, user="U2")
+    return thread
+
+
+def _slack_services(fake: SlackFake, redis_url: str, **extra: str) -> Services:
+    environ = {"SLACK_BOT_TOKEN": fake.token, "SLACK_API_URL": fake.base_url, "REDIS_URL": redis_url}
+    return Services(WorkerSettings.from_environ({**environ, **extra}))
+
+
+def _sent(call: Any) -> dict[str, Any]:
+    return {**call.query, **(call.body if isinstance(call.body, dict) else {})}
+
+
+def test_slack_thread_tool_reads_the_newest_messages_of_a_long_thread(redis_url: str) -> None:
+    with SlackFake() as fake:
+        thread = _long_thread(fake, 300)
+        tools = _by_name(tools_for(slack_event(thread=thread), _slack_services(fake, redis_url)))
+        lines = _run(tools["slack_thread"], limit=20).splitlines()
+        assert lines[0].endswith("reply 281") and lines[19].endswith("reply 300")
+        assert "(281 older messages left out)" in lines
+        calls = fake.calls(path="/conversations.replies")
+        assert len(calls) >= 2 and all(int(_sent(c)["limit"]) <= 200 for c in calls)
+
+
+def test_slack_thread_tool_of_an_unlisted_app_keeps_to_15_a_page_and_says_what_it_missed(
+    redis_url: str,
+) -> None:
+    with SlackFake(distribution="unlisted") as fake:
+        thread = _long_thread(fake, 40)
+        services = _slack_services(fake, redis_url, SLACK_APP_DISTRIBUTION="unlisted")
+        tools = _by_name(tools_for(slack_event(thread=thread), services))
+        text = _run(tools["slack_thread"], limit=50)
+        (call,) = fake.calls(path="/conversations.replies")
+        assert int(_sent(call)["limit"]) <= 15 and call.status == 200
+        assert "reply 14" in text and "newer ones are missing" in text
+
+
 def test_stripe_tools_read_the_event_customer_charges_invoices_and_subscription() -> None:
     with StripeFake() as fake:
         fake.seed("customer", "cus_1", name="Ada", email="ada@example.com")
