@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_TEXT", "clip", "command_of", "escape", "to_mrkdwn"]
+__all__ = ["MAX_TEXT", "clip", "clip_mrkdwn", "command_of", "escape", "to_mrkdwn"]
 
 # chat.postMessage truncates text past 40,000 characters; stay clear of it.
 MAX_TEXT = 39_000
@@ -39,11 +39,16 @@ def to_mrkdwn(text: str) -> str:
     text = _BOLD.sub(r"*\1*", text)
     text = _HEADING.sub(r"*\1*", text)
     text = _BULLET.sub(r"\1• ", text)
-    return clip(text, MAX_TEXT)
+    return clip_mrkdwn(text, MAX_TEXT)
 
 
 def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, ending in an ellipsis when cut (never inside an entity)."""
+    """``text`` cut to ``limit`` characters, ending in an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def clip_mrkdwn(text: str, limit: int) -> str:
+    """``clip`` for escaped mrkdwn: never cuts inside an ``&amp;``-style entity."""
     if len(text) <= limit:
         return text
     return _CUT_ENTITY.sub("", text[: limit - 1]).rstrip() + "…"

@@ -40,7 +40,7 @@ from handlers.payload import as_dict
 from handlers.pipeline import log_delivery, log_timeout, record_undelivered
 from handlers.retry import describe
 from handlers.slack.client import budget_for, call, is_configured, respond, web_client
-from handlers.slack.format import clip, to_mrkdwn
+from handlers.slack.format import clip_mrkdwn, to_mrkdwn
 from handlers.slack.payload import Target, target_of, team_of
 from handlers.slack.render import Message, message
 from handlers.slack.thread import ThreadReader, slack_ts
@@ -271,7 +271,7 @@ async def _find_posted(event: Event, target: Target, run: Run) -> str | None:
 def _clipped(event: Event, text: str) -> str:
     """The command header (if any) and ``text``, within a section's 3,000 characters."""
     target = target_of(event)
-    return clip((target.header if target else "") + text, 3000)
+    return clip_mrkdwn((target.header if target else "") + text, 3000)
 
 
 def _cannot_post(exc: PermanentError) -> bool:

@@ -215,6 +215,37 @@ def test_stripe_tools_read_the_event_customer_charges_invoices_and_subscription(
         assert not fake.calls("POST")
 
 
+def test_stripe_tools_read_the_pinned_versions_fields() -> None:
+    """Periods are on subscription items, an invoice's subscription under its parent (since basil)."""
+    parent = {"type": "subscription_details", "subscription_details": {"subscription": "sub_2"}}
+    items = {"object": "list", "data": [
+        {"id": "si_1", "current_period_start": 1_790_000_000, "current_period_end": 1_792_592_000},
+        {"id": "si_2", "current_period_start": 1_790_000_500, "current_period_end": 1_793_000_000},
+    ]}  # fmt: skip
+    with StripeFake() as fake:
+        fake.seed("customer", "cus_2")
+        fake.seed("invoice", "in_2", customer="cus_2", status="open", parent=parent)
+        fake.seed("subscription", "sub_2", customer="cus_2", status="past_due", items=items)
+        obj = {"object": "invoice", "id": "in_2", "customer": "cus_2", "parent": parent}
+        event = Event(
+            platform="stripe",
+            delivery_id="evt_2",
+            name="invoice.payment_failed",
+            action=None,
+            received_at="2026-11-22T11:00:00+00:00",
+            session_key="stripe:platform:customer:cus_2",
+            payload={"data": {"object": obj}},
+        )
+        services = Services(
+            WorkerSettings.from_environ({"STRIPE_API_KEY": fake.api_key, "STRIPE_API_BASE": fake.base_url})
+        )
+        tools = _by_name(tools_for(event, services))
+        assert json.loads(_run(tools["stripe_invoices"]))[0]["subscription"] == "sub_2"
+        (sub,) = json.loads(_run(tools["stripe_subscription"]))
+        assert (sub["current_period_start"], sub["current_period_end"]) == (1_790_000_000, 1_793_000_000)
+        assert fake.calls(path="/v1/subscriptions/sub_2"), "the event's own subscription was read"
+
+
 def test_cap_says_how_much_was_cut() -> None:
     assert cap("x" * 10, 4) == "xxxx\n…[cut: 6 more characters]"
     assert cap("short") == "short" and len(cap("y" * (RESULT_LIMIT + 1))) < RESULT_LIMIT + 40
