@@ -112,10 +112,12 @@ def _section(text: str) -> dict[str, Any]:
         [{"type": "a_block_slack_does_not_have"}],  # past our check; Slack refuses it: text again
     ],
 )
+@pytest.mark.parametrize("key", ["slack_blocks", "slack"])
 def test_blocks_slack_would_refuse_give_way_to_the_text(
-    slack: SlackFake, gateway: Ingress, blocks: list[dict[str, Any]]
+    slack: SlackFake, gateway: Ingress, blocks: list[dict[str, Any]], key: str
 ) -> None:
-    answer = _answer(gateway, slack, reply="The answer, as text.", data={"slack": {"blocks": blocks}})
+    data = {"slack_blocks": blocks} if key == "slack_blocks" else {"slack": {"blocks": blocks}}
+    answer = _answer(gateway, slack, reply="The answer, as text.", data=data)
     assert answer["text"] == "The answer, as text." and not answer.get("blocks")
 
 
