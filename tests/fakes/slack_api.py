@@ -10,7 +10,6 @@ and expiry, and the tiers; ``distribution="unlisted"`` is an app outside the Sla
 
 from __future__ import annotations
 
-import base64
 import copy
 import itertools
 import time
@@ -256,16 +255,16 @@ class SlackFake(FakeServer):
         thread = self._thread_of(args["channel"], args.get("ts", ""))
         if not thread:
             return _error("thread_not_found")
-        start = _cursor_offset(args.get("cursor"))
+        start = rules.cursor_offset(args.get("cursor"))
         if start is None:
             return _error("invalid_cursor")
-        replies = [m for m in thread[1:] if _within(m["ts"], args)]
+        replies = [m for m in thread[1:] if rules.within(m["ts"], args)]
         members = [thread[0], *replies] if start == 0 else replies
         begin = 0 if start == 0 else start - 1
         limit = self._replies_limit(args.get("limit"))
-        page = [_without_metadata(m, args) for m in members[begin : begin + limit]]
+        page = [rules.without_metadata(m, args) for m in members[begin : begin + limit]]
         more = begin + limit < len(members)
-        cursor = _cursor(start + len(page)) if more else ""
+        cursor = rules.cursor(start + len(page)) if more else ""
         return _ok(messages=page, has_more=more, response_metadata={"next_cursor": cursor})
 
     def _replies_limit(self, asked: Any) -> int:
@@ -370,35 +369,3 @@ def _warnings(args: dict[str, Any]) -> dict[str, Any]:
     if not warnings:
         return {}
     return {"response_metadata": {"messages": [rules.TRUNCATED_WARNING], "warnings": warnings}}
-
-
-def _within(ts: str, args: dict[str, Any]) -> bool:
-    """``oldest`` < ts < ``latest`` (``inclusive``: ≤); the bounds default to 0 and now."""
-    inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
-    key = _ts_key(ts)
-    oldest, latest = args.get("oldest"), args.get("latest")
-    if oldest and (key < _ts_key(str(oldest)) or (key == _ts_key(str(oldest)) and not inclusive)):
-        return False
-    return not (latest and (key > _ts_key(str(latest)) or (key == _ts_key(str(latest)) and not inclusive)))
-
-
-def _without_metadata(message: Message, args: dict[str, Any]) -> Message:
-    copied = copy.deepcopy(message)
-    if str(args.get("include_all_metadata", "")).lower() not in ("1", "true"):
-        copied.pop("metadata", None)
-    return copied
-
-
-def _cursor(offset: int) -> str:
-    return base64.b64encode(f"offset:{offset}".encode()).decode()
-
-
-def _cursor_offset(cursor: Any) -> int | None:
-    """0 for no cursor, the offset a cursor of ours names, ``None`` for anything else."""
-    if not cursor:
-        return 0
-    try:
-        kind, _, number = base64.b64decode(str(cursor), validate=True).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return int(number) if kind == "offset" and number.isdigit() else None

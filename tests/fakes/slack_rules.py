@@ -5,6 +5,8 @@ Kept apart from the fake's routes so each rule reads on its own:
 - ``block_errors``: Block Kit limits (50 blocks a message, section text 3,000, header 150, ...),
   answered as ``invalid_blocks`` with Slack's ``[ERROR] ... [json-pointer:...]`` messages;
 - ``truncated``: ``text`` past 40,000 characters is cut and the answer carries a warning;
+- ``within``, ``cursor``, ``without_metadata``: ``conversations.replies``' time bounds, opaque
+  cursors and metadata (only with ``include_all_metadata``);
 - ``RateLimits``: a sliding one-minute window per workspace and method (per channel for
   ``chat.postMessage``), answered with HTTP 429 and ``Retry-After``;
 - ``ResponseUrls``: a ``response_url`` takes 5 posts within 30 minutes of being issued;
@@ -14,6 +16,8 @@ Kept apart from the fake's routes so each rule reads on its own:
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 import re
 import time
@@ -164,6 +168,49 @@ def truncated(text: Any) -> tuple[Any, list[str]]:
     if isinstance(text, str) and len(text) > MAX_TEXT:
         return text[:MAX_TEXT], ["message_truncated"]
     return text, []
+
+
+# -- conversations.replies ------------------------------------------------------------------------
+
+
+def ts_key(ts: str) -> tuple[int, int]:
+    """A Slack ``ts`` (``"1700000000.000100"``) as a sortable pair."""
+    seconds, _, micros = ts.partition(".")
+    return int(seconds), int(micros or 0)
+
+
+def within(ts: str, args: dict[str, Any]) -> bool:
+    """``oldest`` < ts < ``latest`` (``inclusive``: ≤); the bounds default to 0 and now."""
+    inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+    key = ts_key(ts)
+    oldest, latest = args.get("oldest"), args.get("latest")
+    if oldest and (key < ts_key(str(oldest)) or (key == ts_key(str(oldest)) and not inclusive)):
+        return False
+    return not (latest and (key > ts_key(str(latest)) or (key == ts_key(str(latest)) and not inclusive)))
+
+
+def without_metadata(message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``message``, its metadata left out unless ``include_all_metadata`` is true."""
+    copied = copy.deepcopy(message)
+    if str(args.get("include_all_metadata", "")).lower() not in ("1", "true"):
+        copied.pop("metadata", None)
+    return copied
+
+
+def cursor(offset: int) -> str:
+    """The opaque ``next_cursor`` of the page starting at ``offset``."""
+    return base64.b64encode(f"offset:{offset}".encode()).decode()
+
+
+def cursor_offset(cursor: Any) -> int | None:
+    """0 for no cursor, the offset a cursor of ours names, ``None`` for anything else."""
+    if not cursor:
+        return 0
+    try:
+        kind, _, number = base64.b64decode(str(cursor), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return int(number) if kind == "offset" and number.isdigit() else None
 
 
 # -- rate limits ----------------------------------------------------------------------------------
