@@ -1,12 +1,14 @@
-"""The ASGI app: ``POST /webhooks/<platform>`` and ``GET /health``.
+"""The ASGI app: ``POST /webhooks/<platform>``, ``GET /health``, the runs API, the console and the
+platforms' own routes (Slack's OAuth install flow).
 
 The request path does only this: read the capped body, answer an unsigned probe, verify the
 signature, answer a handshake, parse, claim and enqueue, answer. Everything slow runs in the
 workers. The webhook endpoint is a plain ASGI callable, and ``GatewayApp`` hands webhook POSTs
 to it directly: it is the hot path, and Starlette's Request and Response objects, middleware
 and routing were a large share of what it cost beyond reading the body. Errors become
-statuses in one place, ``_ERRORS``, used by ``_refuse``, which also writes the delivery's log
-line for refused requests.
+statuses in one place, ``_ERRORS``, used by ``_refuse`` (which also writes the delivery's log
+line for refused requests) and by the exception handler of every other route. The runs API
+(``gateway.api``) and the console (``gateway.console``) are on when ``GATEWAY_API_TOKEN`` is set.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+import redis
+import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,20 +29,31 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway import logs
+from gateway.api import Api
+from gateway.auth import ApiAuth
 from gateway.config import Settings
+from gateway.console import Console
+from gateway.deliveries import DeliveryLog
 from gateway.errors import (
+    BadRequest,
     BodyTooLarge,
+    Conflict,
+    Forbidden,
     GatewayError,
     MalformedPayload,
+    NotAuthorized,
+    NotFound,
     QueueUnavailable,
     Unauthenticated,
     UnknownPlatform,
 )
 from gateway.platforms import PLATFORMS
-from gateway.queue import MAX_DELIVERY_ID_BYTES, Enqueuer, to_job_id
-from gateway.types import Clock, Delivery, Envelope, Handshake, Platform
+from gateway.queue import REDIS_TIMEOUT, Enqueuer, envelope_for, to_job_id
+from gateway.stream import StreamHub
+from gateway.types import Clock, Delivery, Handshake, Platform
 
 logger = logging.getLogger("gateway.delivery")
+T = TypeVar("T")
 
 _WEBHOOKS = "/webhooks/"
 
@@ -51,7 +65,14 @@ _ERRORS: list[tuple[type[GatewayError], int, str]] = [
     (Unauthenticated, 401, "invalid request"),
     (MalformedPayload, 400, "malformed payload"),
     (QueueUnavailable, 503, "temporarily unavailable, retry later"),
+    (NotAuthorized, 401, "unauthorized"),
+    (Forbidden, 403, "forbidden"),
+    (NotFound, 404, "not found"),
+    (Conflict, 409, "conflict"),
+    (BadRequest, 400, "bad request"),
 ]
+# API refusals say why; a webhook's signature refusal never does (only its log line).
+_DETAILED = (MalformedPayload, NotAuthorized, Forbidden, NotFound, Conflict, BadRequest)
 
 
 __all__ = ["GatewayApp", "create_app"]
@@ -74,14 +95,30 @@ class GatewayApp:
 
     def __init__(self, settings: Settings, *, clock: Clock = time.time) -> None:
         self.settings = settings
-        self._gateway = _Gateway(settings, clock)
+        self._gateway = gateway = _Gateway(settings, clock)
+        auth = ApiAuth(settings.api_tokens)
+        own = [route for p in PLATFORMS.values() for route in p.web_routes(settings, self._redis)]
+        api = Api(
+            auth,
+            queue_name=settings.queue_name,
+            connection=gateway.reader,
+            enqueuer=lambda: gateway.enqueuer,
+            hub=lambda: gateway.hub,
+        )
         self._starlette = Starlette(
             routes=[
-                Route("/webhooks/{platform}", self._gateway, methods=["POST"]),
-                Route("/health", self._gateway.health, methods=["GET"]),
+                Route("/webhooks/{platform}", gateway, methods=["POST"]),
+                Route("/health", gateway.health, methods=["GET"]),
+                *api.routes(),
+                *Console(auth, gateway.reader).routes(),
+                *own,
             ],
-            lifespan=self._gateway.lifespan,
+            exception_handlers={GatewayError: _error_response},
+            lifespan=gateway.lifespan,
         )
+
+    def _redis(self) -> aioredis.Redis:
+        return self._gateway.enqueuer.redis
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
         """Start and stop what the app holds (its Redis client), as an ASGI server's lifespan does."""
@@ -116,7 +153,13 @@ class _Gateway:
         # Resolved once: the request path only looks them up.
         self._secrets = {name: settings.signing_secrets(name) for name in self.platforms}
         self._caps = {name: settings.max_body(name) for name in self.platforms}
+        # Reads of run state (API, console) run in threads on a client of their own.
+        self.reader = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+        )
         self._enqueuer: Enqueuer | None = None
+        self._deliveries: DeliveryLog | None = None
+        self._hub: StreamHub | None = None
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -124,18 +167,30 @@ class _Gateway:
         self._enqueuer = Enqueuer(
             s.redis_url, queue_name=s.queue_name, dedupe_ttl=s.dedupe_ttl, run_deadline=s.run_deadline
         )
+        self._deliveries = DeliveryLog(self._enqueuer.redis)
+        # The hub's blocking read holds a connection of its own.
+        hub_redis = aioredis.Redis.from_url(
+            s.redis_url, socket_timeout=10, socket_connect_timeout=REDIS_TIMEOUT
+        )
+        self._hub = StreamHub(hub_redis)
         try:
             yield
         finally:
+            await self._hub.aclose()
+            await hub_redis.aclose()
+            await self._deliveries.aclose()
             await self._enqueuer.aclose()
+            self.reader.close()
 
     @property
     def enqueuer(self) -> Enqueuer:
-        if self._enqueuer is None:
-            raise RuntimeError(
-                "the app's lifespan has not started; run it under a server or `with TestClient`"
-            )
-        return self._enqueuer
+        """The claim-and-enqueue batcher (while the lifespan runs)."""
+        return _started(self._enqueuer)
+
+    @property
+    def hub(self) -> StreamHub:
+        """The process's follower of run events (while the lifespan runs)."""
+        return _started(self._hub)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The webhook endpoint as a Starlette route."""
@@ -149,8 +204,14 @@ class _Gateway:
         try:
             status, body = await self._handle(name, receive, headers, log)
         except GatewayError as exc:
-            status, body = _refuse(exc, log)
-        await _answer(send, status, body)
+            status, body, fields = _refuse(exc, log)
+            if not isinstance(exc, QueueUnavailable):  # Redis cannot take the line either
+                self._record(fields)
+        await _answer(send, status, body, outcome=log.get("_outcome"))
+
+    def _record(self, fields: dict[str, Any]) -> None:
+        if self._deliveries is not None:
+            self._deliveries.record(fields)
 
     async def _handle(
         self, name: str, receive: Receive, headers: dict[str, str], log: dict[str, Any]
@@ -166,33 +227,21 @@ class _Gateway:
         result = probe or platform.parse(body, headers)
         if isinstance(result, Handshake):
             log["event"] = result.event
-            _write_log(log, outcome="handshake", status=200)
+            self._record(_write_log(log, outcome="handshake", status=200))
             return 200, orjson.dumps(result.answer)
         return await self._enqueue(platform, result, log)
 
     async def _enqueue(
         self, platform: Platform, delivery: Delivery, log: dict[str, Any]
     ) -> tuple[int, bytes]:
-        if len(delivery.delivery_id.encode()) > MAX_DELIVERY_ID_BYTES:
-            raise MalformedPayload(f"delivery id is longer than {MAX_DELIVERY_ID_BYTES} bytes")
+        envelope = envelope_for(platform.name, delivery, received_at=self.clock())
         job_id = to_job_id(platform.name, delivery.delivery_id)
         log.update(
             event=delivery.event, action=delivery.action, delivery_id=delivery.delivery_id, job_id=job_id
         )
-        queued = await self.enqueuer.submit(job_id, platform.job_path, self._envelope(platform, delivery))
-        _write_log(log, outcome="queued" if queued else "duplicate", status=200)
+        queued = await self.enqueuer.submit(job_id, platform.job_path, envelope)
+        self._record(_write_log(log, outcome="queued" if queued else "duplicate", status=200))
         return 200, b"" if delivery.ack is None else orjson.dumps(delivery.ack)
-
-    def _envelope(self, platform: Platform, delivery: Delivery) -> Envelope:
-        return {
-            "platform": platform.name,
-            "delivery_id": delivery.delivery_id,
-            "event": delivery.event,
-            "action": delivery.action,
-            "received_at": datetime.fromtimestamp(self.clock(), UTC).isoformat(),
-            "payload": delivery.payload,
-            "meta": delivery.meta,
-        }
 
     async def health(self, request: Request) -> Response:
         try:
@@ -235,27 +284,51 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
             return b"".join(chunks)
 
 
-def _refuse(exc: GatewayError, log: dict[str, Any]) -> tuple[int, bytes]:
-    """The status and JSON body for a refused request, and its log line."""
+def _refuse(exc: GatewayError, log: dict[str, Any]) -> tuple[int, bytes, dict[str, Any]]:
+    """The status and JSON body for a refused request, and its log line (written, and returned)."""
+    status, body = _status_and_body(exc)
+    fields = _write_log(
+        log, outcome="unavailable" if status == 503 else "rejected", status=status, reason=str(exc)
+    )
+    return status, body, fields
+
+
+def _status_and_body(exc: GatewayError) -> tuple[int, bytes]:
     for kind, status, message in _ERRORS:
         if isinstance(exc, kind):
-            _write_log(
-                log, outcome="unavailable" if status == 503 else "rejected", status=status, reason=str(exc)
-            )
-            detail = {"detail": str(exc)} if isinstance(exc, MalformedPayload) else {}
+            detail = {"detail": str(exc)} if isinstance(exc, _DETAILED) else {}
             return status, orjson.dumps({"error": message, **detail})
     raise exc
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
+async def _error_response(request: Request, exc: Exception) -> Response:
+    """Every route but the webhook's: a ``GatewayError`` as its status and JSON body."""
+    assert isinstance(exc, GatewayError)
+    status, body = _status_and_body(exc)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _started(value: T | None) -> T:
+    if value is None:
+        raise RuntimeError("the app's lifespan has not started; run it under a server or `with TestClient`")
+    return value
+
+
+async def _answer(send: Send, status: int, body: bytes, *, outcome: str | None) -> None:
     headers = [(b"content-length", str(len(body)).encode())]
+    if outcome is not None:
+        # What the delivery's log line says (queued, duplicate, ...), for `gateway replay`.
+        headers.append((b"x-gateway-outcome", outcome.encode()))
     if body:
         headers.append((b"content-type", b"application/json"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def _write_log(log: dict[str, Any], *, outcome: str, status: int, reason: str | None = None) -> None:
+def _write_log(
+    log: dict[str, Any], *, outcome: str, status: int, reason: str | None = None
+) -> dict[str, Any]:
+    log["_outcome"] = outcome
     fields = {key: value for key, value in log.items() if not key.startswith("_")}
     fields.update(outcome=outcome, status=status)
     fields["duration_ms"] = round((time.perf_counter() - log["_started"]) * 1000, 3)
@@ -263,3 +336,4 @@ def _write_log(log: dict[str, Any], *, outcome: str, status: int, reason: str | 
         fields["reason"] = reason
     level = logging.INFO if status < 400 else logging.ERROR if status >= 500 else logging.WARNING
     logs.log_fields(logger, level, f"delivery {outcome}", fields)
+    return fields

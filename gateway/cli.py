@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway import __version__
-from gateway.config import Settings
+from gateway.config import Settings, load_env_file
 from gateway.errors import ConfigError
 from gateway.manifest import MANIFESTS
 from gateway.platforms import PLATFORMS
 
-__all__ = ["main", "serve_command", "tune_garbage_collector", "worker_side"]
+__all__ = ["main", "port_number", "serve_command", "tune_garbage_collector", "worker_side"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 GC_YOUNGEST_THRESHOLD = 10_000
@@ -34,17 +34,27 @@ _WORKER_COMMANDS = {
     "failed": ("handlers.cli:failed_main", "inspect and retry failed runs: gateway failed list|show|retry"),
     "runs": ("handlers.cli:runs_main", "show or cancel a run: gateway runs show|cancel ID"),
     "check": ("handlers.cli:check_main", "validate settings and Redis reachability, secrets redacted"),
+    "socket": ("handlers.slack.socket:socket_main", "receive Slack over Socket Mode (no public URL)"),
 }
+
+# Commands that run the gateway read the settings file (.env) first; the environment wins.
+_READS_ENV_FILE = frozenset(
+    {"serve", "dev", "worker", "check", "socket", "replay", "setup", "failed", "runs"}
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in _WORKER_COMMANDS:
-        return _dispatch(_WORKER_COMMANDS[args[0]][0], args[1:])
-    parsed = _parser().parse_args(args)
-    command: Callable[[argparse.Namespace], int] = parsed.command
     try:
+        if args and args[0] in _READS_ENV_FILE:
+            path, names = load_env_file()
+            if names and args[0] in ("dev", "check"):
+                print(f"gateway {args[0]}: read {', '.join(names)} from {path}", file=sys.stderr)
+        if args and args[0] in _WORKER_COMMANDS:
+            return _dispatch(_WORKER_COMMANDS[args[0]][0], args[1:])
+        parsed = _parser().parse_args(args)
+        command: Callable[[argparse.Namespace], int] = parsed.command
         return command(parsed)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -73,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the web app (acknowledges and queues deliveries)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--port", type=port_number, default=8000, help="port to listen on (default 8000)")
     serve.set_defaults(command=serve_command)
     dev = commands.add_parser(
         "dev", help="run Redis, the web app and a worker on this machine; Ctrl-C stops all"
@@ -81,7 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--host", default="127.0.0.1", help="interface the web app listens on (default 127.0.0.1)"
     )
-    dev.add_argument("--port", type=int, default=8000, help="port the web app listens on (default 8000)")
+    dev.add_argument(
+        "--port", type=port_number, default=8000, help="port the web app listens on (default 8000)"
+    )
+    dev.add_argument(
+        "--socket", action="store_true", help="also receive Slack over Socket Mode (SLACK_APP_TOKEN)"
+    )
     dev.set_defaults(command=_dev_command)
     _add_replay(commands)
     _add_manifest(commands)
@@ -118,18 +133,34 @@ def _add_manifest(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     manifest = commands.add_parser(
         "manifest",
         help="print a Slack app manifest (YAML) or a GitHub App manifest (JSON)",
-        description="Print an app manifest whose webhook URLs point at PUBLIC_URL/webhooks/<platform>; "
-        "how to use it is printed to stderr.",
+        description="Print an app manifest whose webhook URLs point at PUBLIC_URL/webhooks/<platform> "
+        "(Slack with --socket: none, events arrive over Socket Mode); how to use it is printed to stderr.",
     )
     manifest.add_argument("platform", choices=tuple(MANIFESTS))
-    manifest.add_argument("--url", required=True, metavar="PUBLIC_URL", help="the gateway's public https URL")
+    manifest.add_argument(
+        "--url", metavar="PUBLIC_URL", help="the gateway's public https URL (Slack --socket: optional)"
+    )
     manifest.add_argument("--name", default="Agent Gateway", help="app name (default: Agent Gateway)")
     manifest.add_argument(
         "--command", dest="slash_command", default="/agent", help="Slack slash command (default: /agent)"
     )
     manifest.add_argument("--form", action="store_true", help="GitHub: an HTML page that starts the flow")
+    manifest.add_argument(
+        "--socket", action="store_true", help="Slack: Socket Mode, no request URLs (gateway socket)"
+    )
     manifest.add_argument("--org", help="GitHub: register the App under this organization")
     manifest.set_defaults(command=_manifest_command)
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1-65535 (argparse exits 2 on anything else; 0 would pick a random port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {value}")
+    return value
 
 
 def _positive(text: str) -> int:

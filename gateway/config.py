@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from dotenv import dotenv_values
 
 from gateway.errors import ConfigError
 from gateway.platforms import PLATFORMS
 from gateway.types import Platform
 
 __all__ = [
+    "ENV_FILE_VARIABLE",
     "SECRET_VARIABLES",
     "VARIABLES",
     "PlatformSettings",
     "Reader",
     "Settings",
+    "load_env_file",
     "redact",
     "redact_url",
     "redacted",
@@ -31,12 +37,17 @@ __all__ = [
 
 THREE_DAYS = 3 * 24 * 3600
 
+ENV_FILE_VARIABLE = "GATEWAY_ENV_FILE"
+
 _SHARED_VARIABLES: dict[str, str] = {
+    ENV_FILE_VARIABLE: "settings file the commands read at start, the environment winning (default .env)",
     "REDIS_URL": "Redis holding claims, the queue and run state (default redis://localhost:6379/0)",
     "GATEWAY_QUEUE": "name of the RQ queue deliveries go to (default gateway)",
     "GATEWAY_DEDUPE_TTL": "seconds a delivery id stays claimed (default and minimum 259200, 3 days)",
     "GATEWAY_RUN_DEADLINE": "seconds an agent run may take before it ends as timed out (default 600)",
     "GATEWAY_LOG_LEVEL": "log level: DEBUG, INFO (default), WARNING, ERROR",
+    "GATEWAY_API_TOKEN": "bearer token(s) of the runs API and the console, comma-separated; unset: both off",
+    "GATEWAY_ENCRYPTION_KEY": "Fernet key(s) encrypting tokens kept in Redis, comma-separated, newest first",
 }
 
 VARIABLES: dict[str, str] = {
@@ -45,7 +56,13 @@ VARIABLES: dict[str, str] = {
 }
 """Every setting the web side reads, with its meaning."""
 
-SECRET_VARIABLES = frozenset(platform.secret_variable for platform in PLATFORMS.values())
+SECRET_VARIABLES = frozenset(
+    {platform.secret_variable for platform in PLATFORMS.values()}
+    | {name for platform in PLATFORMS.values() for name in platform.variables if name.endswith("_SECRET")}
+    | {"GATEWAY_ENCRYPTION_KEY", "GATEWAY_API_TOKEN"}
+)
+"""Variables shown only as set/unset: signing secrets, other ``*_SECRET`` s, the encryption keys,
+the runs API's tokens."""
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -53,11 +70,13 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 @dataclass(frozen=True)
 class PlatformSettings:
-    """One platform's inbound settings: its signing secrets (several during rotation) and body cap."""
+    """One platform's inbound settings: its signing secrets (several during rotation), body cap,
+    and the values of its other variables that are set (``options``: app credentials, API URL)."""
 
     name: str
     signing_secrets: tuple[str, ...] = field(repr=False)
     max_body: int
+    options: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,9 @@ class Settings:
     run_deadline: float
     log_level: str
     platforms: tuple[PlatformSettings, ...]
+    env_file: str = ".env"
+    encryption_keys: tuple[str, ...] = field(default=(), repr=False)
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +104,9 @@ class Settings:
             run_deadline=float(env.integer("GATEWAY_RUN_DEADLINE", 600, minimum=1)),
             log_level=env.choice("GATEWAY_LOG_LEVEL", "INFO", _LOG_LEVELS),
             platforms=tuple(_read_platform(env, platform) for platform in PLATFORMS.values()),
+            env_file=env.text(ENV_FILE_VARIABLE, ".env"),
+            encryption_keys=_read_encryption_keys(env),
+            api_tokens=env.secrets("GATEWAY_API_TOKEN"),
         )
 
     @property
@@ -93,6 +118,10 @@ class Settings:
         """The accepted signing secrets of ``platform`` (empty when it is off or unknown)."""
         return next((p.signing_secrets for p in self.platforms if p.name == platform), ())
 
+    def option(self, platform: str, name: str) -> str | None:
+        """The value of ``platform``'s own variable ``name``, or ``None`` when it is unset."""
+        return next((p.options.get(name) for p in self.platforms if p.name == platform), None)
+
     def max_body(self, platform: str) -> int:
         """The body cap of ``platform`` in bytes."""
         return next(p.max_body for p in self.platforms if p.name == platform)
@@ -100,17 +129,42 @@ class Settings:
     def as_variables(self) -> dict[str, str]:
         """The effective value of every variable in ``VARIABLES`` (secrets in the clear: redact them)."""
         values = {
+            ENV_FILE_VARIABLE: self.env_file,
             "REDIS_URL": redact_url(self.redis_url),
             "GATEWAY_QUEUE": self.queue_name,
             "GATEWAY_DEDUPE_TTL": str(self.dedupe_ttl),
             "GATEWAY_RUN_DEADLINE": f"{self.run_deadline:g}",
             "GATEWAY_LOG_LEVEL": self.log_level,
+            "GATEWAY_API_TOKEN": ",".join(self.api_tokens),
+            "GATEWAY_ENCRYPTION_KEY": ",".join(self.encryption_keys),
         }
         for settings in self.platforms:
             platform = PLATFORMS[settings.name]
+            values.update({name: settings.options.get(name, "") for name in platform.variables})
             values[platform.secret_variable] = ",".join(settings.signing_secrets)
             values[platform.max_body_variable] = str(settings.max_body)
         return values
+
+
+def load_env_file(environ: MutableMapping[str, str] | None = None) -> tuple[Path, list[str]]:
+    """Add the settings of the ``.env`` file (``GATEWAY_ENV_FILE``) to ``environ`` where unset.
+
+    The environment wins: a variable it already has is left alone, so ``FOO=1 gateway dev``
+    overrides the file. Values are taken literally (no ``${VAR}`` expansion: a secret may hold
+    ``$``). Returns the file and the names it set; a missing file sets nothing.
+    """
+    target = os.environ if environ is None else environ
+    path = Path(target.get(ENV_FILE_VARIABLE, "").strip() or ".env")
+    if not path.is_file():
+        return path, []
+    try:
+        values = dotenv_values(path, interpolate=False)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(ENV_FILE_VARIABLE, f"cannot read {path}: {exc}") from None
+    added = [name for name, value in values.items() if value is not None and name not in target]
+    for name in added:
+        target[name] = str(values[name])
+    return path, added
 
 
 def redacted(settings: Settings) -> dict[str, str]:
@@ -198,8 +252,28 @@ class Reader:
 
 
 def _read_platform(env: Reader, platform: Platform) -> PlatformSettings:
+    inbound = {platform.secret_variable, platform.max_body_variable}
+    options = {name: env.optional(name) for name in platform.variables if name not in inbound}
+    for name, value in options.items():
+        if value and name.endswith("_URL"):
+            env.url(name, value)  # refuses anything but http(s)
     return PlatformSettings(
         name=platform.name,
         signing_secrets=env.secrets(platform.secret_variable),
         max_body=env.integer(platform.max_body_variable, platform.default_max_body, minimum=1),
+        options={name: value for name, value in options.items() if value},
     )
+
+
+def _read_encryption_keys(env: Reader) -> tuple[str, ...]:
+    keys = env.secrets("GATEWAY_ENCRYPTION_KEY")
+    for key in keys:
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ConfigError(
+                "GATEWAY_ENCRYPTION_KEY",
+                "each value must be a Fernet key (32 url-safe base64-encoded bytes; make one with "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')",
+            ) from None
+    return keys

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -45,9 +46,10 @@ START_TIMEOUT_SECONDS = 30.0
 class DevStack:
     """The child processes of one ``gateway dev`` run, started and stopped together."""
 
-    def __init__(self, environ: Mapping[str, str], *, host: str, port: int) -> None:
+    def __init__(self, environ: Mapping[str, str], *, host: str, port: int, socket: bool = False) -> None:
         self.environ = dict(environ)
         self.host, self.port = host, port
+        self.socket = socket
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.stop_requested = False
         self.force_stop = False
@@ -59,8 +61,15 @@ class DevStack:
             if not self.environ.get(name):
                 self.environ[name] = value
                 _say(f"{name} is not set: using the development value {value!r} (never use it in production)")
+        if not self.environ.get("GATEWAY_API_TOKEN"):
+            # The console is on in dev: with a token made for this run, printed with its URL.
+            self.environ["GATEWAY_API_TOKEN"] = secrets.token_urlsafe(24)
         settings = Settings.from_environ(self.environ)
         worker_side("handlers.config:check_environ")(self.environ)
+        if self.socket and not self.environ.get("SLACK_APP_TOKEN", "").strip():
+            raise ConfigError(
+                "SLACK_APP_TOKEN", "is not set: --socket needs the Slack app-level token (xapp-...)"
+            )
         return settings
 
     def start(self) -> None:
@@ -74,6 +83,8 @@ class DevStack:
         gateway = [sys.executable, "-m", "gateway.cli"]
         self._spawn("web", [*gateway, "serve", "--host", self.host, "--port", str(self.port)])
         self._spawn("worker", [*gateway, "worker", "--grace", f"{WORKER_GRACE_SECONDS:g}"])
+        if self.socket:
+            self._spawn("socket", [*gateway, "socket"])
         self._wait_healthy()
         _say(f"ready in {time.monotonic() - started:.1f}s")
 
@@ -184,8 +195,15 @@ class DevStack:
         lines = ["", "gateway dev is running. Webhook URLs to register (behind your public tunnel or proxy):"]
         lines += [f"  {platform:<7} {base}/webhooks/{platform}" for platform in PLATFORMS]
         lines += [f"  health  {base}/health"]
+        if self.socket:
+            lines += ["Slack also arrives over Socket Mode (gateway socket): no public URL needed."]
+        token = self.environ["GATEWAY_API_TOKEN"].split(",")[0].strip()
         lines += [
-            f"Try it: gateway replay fixtures/slack/app_mention.body --url {base} --new-ids --dev-secrets"
+            f"Console: {base}/console  (sign in with the token {token})",
+            f"Runs API: curl -H 'Authorization: Bearer {token}' {base}/api/runs",
+            f"For gateway commands in another terminal: export REDIS_URL={self.environ['REDIS_URL']}",
+            f"Try it: gateway replay fixtures/slack/app_mention.body --url {base} --new-ids --dev-secrets",
+            "  then: gateway runs watch <the job id replay prints>   (or open it in the console)",
         ]
         lines += ["Press Ctrl-C to stop everything.", ""]
         return "\n".join(lines)
@@ -193,7 +211,7 @@ class DevStack:
 
 def dev_command(args: argparse.Namespace) -> int:
     """Run the stack until Ctrl-C or SIGTERM (exit 0), or until a child dies (exit 1)."""
-    stack = DevStack(os.environ, host=args.host, port=args.port)
+    stack = DevStack(os.environ, host=args.host, port=args.port, socket=args.socket)
     stack.prepare()
 
     def request_stop(signum: int, frame: object) -> None:

@@ -9,6 +9,11 @@ GatewayError
 │   └── StaleTimestamp       timestamp outside the tolerance window (either way)
 ├── MalformedPayload         400: signature fine, body unusable (bad JSON, missing ids)
 ├── QueueUnavailable         503: could not claim and queue durably; nothing was claimed
+├── NotAuthorized            401: the runs API or console without a valid token (or with one in the URL)
+├── Forbidden                403: a console action whose Origin is not the console's own
+├── NotFound                 404: no such run (the runs API)
+├── Conflict                 409: the run is not in a state the action applies to
+├── BadRequest               400: an API request's parameters or body cannot be used
 ├── UsageError               a command's arguments or inputs cannot be used (exit 2)
 ├── StackFailed              ``gateway dev``: a child died or could not start (exit 1)
 └── StartAborted             ``gateway dev``: Ctrl-C or SIGTERM arrived while the stack was starting
@@ -17,6 +22,11 @@ GatewayError
 from __future__ import annotations
 
 __all__ = [
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotAuthorized",
+    "NotFound",
     "BodyTooLarge",
     "ConfigError",
     "GatewayError",
@@ -140,3 +150,34 @@ class StackFailed(GatewayError):
 
 class StartAborted(GatewayError):
     """``gateway dev``: a stop was requested while the stack was still starting."""
+
+
+class _ApiError(GatewayError):
+    """An API refusal whose ``detail`` is safe to show the caller (it never holds a token)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class NotAuthorized(_ApiError):
+    """No valid ``Authorization: Bearer`` token (or console session), or a token in the query string."""
+
+
+class Forbidden(_ApiError):
+    """A cookie-authenticated action from another origin (the console's POSTs are Origin-checked)."""
+
+
+class NotFound(_ApiError):
+    """The run (or route) does not exist."""
+
+
+class Conflict(_ApiError):
+    """The run is not in a state the action applies to (cancel an ended run, retry a running one)."""
+
+
+class BadRequest(_ApiError):
+    """The request's parameters or JSON body cannot be used; ``detail`` says which and why."""

@@ -7,12 +7,30 @@ other, keeps one name for each; ``handlers.state.keys`` re-exports them beside t
 
 from __future__ import annotations
 
-__all__ = ["CANCEL_CHANNEL", "CLAIM_PREFIX", "PREFIX", "cancel", "claim", "run", "run_progress"]
+__all__ = [
+    "CANCEL_CHANNEL",
+    "CLAIM_PREFIX",
+    "DELIVERIES",
+    "PREFIX",
+    "RUNS",
+    "cancel",
+    "claim",
+    "run",
+    "run_events",
+    "run_progress",
+    "slack_installation",
+    "slack_installation_lock",
+    "slack_oauth_state",
+]
 
 PREFIX = "gateway"
 CLAIM_PREFIX = f"{PREFIX}:claim:"
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
 """Pub/sub channel carrying the ids of cancelled runs, for a prompt stop."""
+RUNS = f"{PREFIX}:runs"
+"""Sorted set of every run's job id, scored by arrival (Unix milliseconds): the runs list, newest first."""
+DELIVERIES = f"{PREFIX}:deliveries"
+"""Stream of the deliveries the ingress saw (refused ones too), capped: ``GET /api/deliveries``."""
 
 
 def claim(job_id: str) -> str:
@@ -34,3 +52,25 @@ def run(job_id: str) -> str:
 def run_progress(job_id: str) -> str:
     """List: the progress messages of one run, oldest first."""
     return f"{PREFIX}:run:{job_id}:progress"
+
+
+def run_events(job_id: str) -> str:
+    """Stream: the events of one run (status, progress, message, reply, done), ids only growing."""
+    return f"{PREFIX}:run:{job_id}:events"
+
+
+def slack_installation(enterprise_id: str | None, team_id: str | None) -> str:
+    """Hash: one Slack installation (bot token encrypted), written by ``/slack/oauth_redirect``,
+    read and refreshed by workers; ``-`` stands for no enterprise (or, for an org-wide install,
+    no team)."""
+    return f"{PREFIX}:slack:installation:{enterprise_id or '-'}:{team_id or '-'}"
+
+
+def slack_installation_lock(installation_key: str) -> str:
+    """Held by the one worker refreshing that installation's rotating token (refresh tokens work once)."""
+    return f"{installation_key}:refreshing"
+
+
+def slack_oauth_state(state: str) -> str:
+    """Set by ``/slack/install`` for ten minutes; ``/slack/oauth_redirect`` takes it once."""
+    return f"{PREFIX}:slack:oauth-state:{state}"

@@ -27,9 +27,16 @@ MANIFESTS: dict[str, Manifest] = {
 def manifest_command(args: argparse.Namespace) -> int:
     """Print the manifest of ``args.platform`` to stdout and its instructions to stderr."""
     manifest = MANIFESTS[args.platform]
-    options = ManifestOptions(name=args.name, command=args.slash_command, form=args.form, org=args.org)
     try:
-        base = public_url(args.url)
+        base = public_url(args.url) if args.url else ""
+        options = ManifestOptions(
+            name=args.name,
+            command=args.slash_command,
+            form=args.form,
+            org=args.org,
+            socket=args.socket,
+            url=base,
+        )
         _check_name(options.name)
         manifest.check(options)
     except UsageError as exc:

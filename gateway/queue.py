@@ -25,6 +25,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -39,14 +40,16 @@ from rq.utils import now as rq_now
 from rq.utils import utcformat
 
 from gateway import keys
-from gateway.errors import QueueUnavailable
-from gateway.types import Envelope
+from gateway.errors import MalformedPayload, QueueUnavailable
+from gateway.runs import RUN_TTL
+from gateway.types import Delivery, Envelope
 
 __all__ = [
     "FAILURE_TTL",
     "MAX_DELIVERY_ID_BYTES",
     "RESULT_TTL",
     "Enqueuer",
+    "envelope_for",
     "job_data",
     "to_job_id",
 ]
@@ -55,6 +58,8 @@ logger = logging.getLogger("gateway.queue")
 
 RESULT_TTL = 24 * 3600
 FAILURE_TTL = 7 * 24 * 3600
+# The runs index keeps a run as long as its record is kept.
+RUNS_KEPT_MS = RUN_TTL * 1000
 JOB_TIMEOUT_MARGIN = 60
 # Far below Slack's 3 s deadline: a Redis that cannot answer in time gets a 503 and a retry.
 REDIS_TIMEOUT = 2.0
@@ -79,27 +84,48 @@ def to_job_id(platform: str, delivery_id: str) -> str:
     return f"{platform}-{escaped}"
 
 
+def envelope_for(platform: str, delivery: Delivery, *, received_at: float) -> Envelope:
+    """The job argument for ``delivery`` (HTTP and Socket Mode ingress build it the same way).
+
+    Raises ``MalformedPayload`` when the delivery id is too long to be a job id.
+    """
+    if len(delivery.delivery_id.encode()) > MAX_DELIVERY_ID_BYTES:
+        raise MalformedPayload(f"delivery id is longer than {MAX_DELIVERY_ID_BYTES} bytes")
+    return {
+        "platform": platform,
+        "delivery_id": delivery.delivery_id,
+        "event": delivery.event,
+        "action": delivery.action,
+        "received_at": datetime.fromtimestamp(received_at, UTC).isoformat(),
+        "payload": delivery.payload,
+        "meta": delivery.meta,
+    }
+
+
 # One call claims and enqueues a whole batch of deliveries. Redis runs a script atomically, and
 # nothing after the first write can fail (arguments are checked by the caller), so for each
-# delivery either the claim, the job hash and the queue push all happen, or none does.
-# The job hash fields that are the same for every job are sent once per batch.
-#   KEYS[1] queue key, KEYS[2] RQ's set of queues, then per delivery: claim key, job key
+# delivery either the claim, the job hash, the queue push and its runs-index entry all happen, or
+# none does. The job hash fields that are the same for every job are sent once per batch.
+#   KEYS[1] queue key, KEYS[2] RQ's set of queues, KEYS[3] the runs index,
+#   then per delivery: claim key, job key
 #   ARGV[1] claim TTL in seconds, ARGV[2] claim value, ARGV[3] created/enqueued timestamp,
-#   ARGV[4] count n of shared field/value strings, ARGV[5 .. 4+n] those strings,
+#   ARGV[4] arrival in Unix ms (13 digits), ARGV[5] oldest index entry to keep (13 digits),
+#   ARGV[6] count n of shared field/value strings, ARGV[7 .. 6+n] those strings,
 #   then per delivery: job id, job data, job description
 # Returns a string with one character per delivery: "1" queued, "0" already claimed (one bulk
 # reply is far cheaper for the client to read than a list of integers).
 CLAIM_AND_ENQUEUE = """
 local ttl = tonumber(ARGV[1])
-local shared_end = 4 + tonumber(ARGV[4])
+local shared_end = 6 + tonumber(ARGV[6])
 local results = {}
 local queued = 0
-for i = 1, (#KEYS - 2) / 2 do
+for i = 1, (#KEYS - 3) / 2 do
   local arg = shared_end + 3 * (i - 1)
-  if redis.call('SET', KEYS[1 + 2 * i], ARGV[2], 'NX', 'EX', ttl) then
-    redis.call('HSET', KEYS[2 + 2 * i], 'data', ARGV[arg + 2], 'description', ARGV[arg + 3],
-      'created_at', ARGV[3], 'enqueued_at', ARGV[3], unpack(ARGV, 5, shared_end))
+  if redis.call('SET', KEYS[2 + 2 * i], ARGV[2], 'NX', 'EX', ttl) then
+    redis.call('HSET', KEYS[3 + 2 * i], 'data', ARGV[arg + 2], 'description', ARGV[arg + 3],
+      'created_at', ARGV[3], 'enqueued_at', ARGV[3], unpack(ARGV, 7, shared_end))
     redis.call('RPUSH', KEYS[1], ARGV[arg + 1])
+    redis.call('ZADD', KEYS[3], 0, ARGV[4] .. ':' .. ARGV[arg + 1])
     results[i] = '1'
     queued = queued + 1
   else
@@ -108,6 +134,7 @@ for i = 1, (#KEYS - 2) / 2 do
 end
 if queued > 0 then
   redis.call('SADD', KEYS[2], KEYS[1])
+  redis.call('ZREMRANGEBYLEX', KEYS[3], '-', '(' .. ARGV[5])
 end
 return table.concat(results)
 """
@@ -213,8 +240,11 @@ class Enqueuer:
             self._schedule_flush(asyncio.get_running_loop())
 
     async def _flush(self, batch: Sequence[_Pending]) -> None:
-        redis_keys: list[str] = [self.queue_key, Queue.redis_queues_keys]
-        args: list[Any] = [self._dedupe_ttl, "1", utcformat(rq_now()), len(self._template), *self._template]
+        redis_keys: list[str] = [self.queue_key, Queue.redis_queues_keys, keys.RUNS]
+        now = rq_now()
+        at_ms = int(now.timestamp() * 1000)
+        args: list[Any] = [self._dedupe_ttl, "1", utcformat(now), f"{at_ms:013d}"]
+        args += [f"{at_ms - RUNS_KEPT_MS:013d}", len(self._template), *self._template]
         for item in batch:
             redis_keys += (keys.claim(item.job_id), Job.redis_job_namespace_prefix + item.job_id)
             args += (item.job_id, item.data, item.description)
@@ -230,6 +260,11 @@ class Enqueuer:
         for item, result in zip(batch, results, strict=True):  # one byte each, b"1" if queued
             if not item.future.done():
                 item.future.set_result(result == _QUEUED)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The Redis client, for the app's other routes (bound to this event loop)."""
+        return self._redis
 
     async def queue_length(self) -> int:
         """How many jobs wait in the queue; raises ``QueueUnavailable`` when Redis is down."""

@@ -31,9 +31,11 @@ import httpx
 from gateway.config import Settings
 from gateway.errors import ConfigError, GatewayError, UsageError
 from gateway.platforms import PLATFORMS
+from gateway.queue import to_job_id
 from gateway.recorded import SIGNATURE_HEADERS, Recording, load
+from gateway.types import Delivery
 
-__all__ = ["Answer", "collect", "renew_ids", "replay_command", "send", "signing_secrets"]
+__all__ = ["Answer", "collect", "job_id_of", "renew_ids", "replay_command", "send", "signing_secrets"]
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 _DROPPED_HEADERS = SIGNATURE_HEADERS | {"content-length", "host"}
@@ -46,6 +48,8 @@ class Answer:
     status: int | None
     text: str
     seconds: float
+    outcome: str = ""
+    """The gateway's ``X-Gateway-Outcome``: ``queued`` (new work), ``duplicate`` (dropped), ..."""
 
     @property
     def is_ok(self) -> bool:
@@ -169,11 +173,13 @@ def send(client: httpx.Client, url: str, recording: Recording, *, secret: str) -
         response = client.post(url, content=recording.body, headers=headers)
     except httpx.HTTPError as exc:
         return Answer(None, f"{type(exc).__name__}: {exc}", time.monotonic() - started)
-    return Answer(response.status_code, response.text, time.monotonic() - started)
+    outcome = response.headers.get("x-gateway-outcome", "")
+    return Answer(response.status_code, response.text, time.monotonic() - started, outcome)
 
 
 def _send_all(recordings: list[Recording], keys: dict[str, str], *, base_url: str, repeat: int) -> int:
     total, failures, done = len(recordings) * repeat, 0, 0
+    outcomes: dict[str, int] = {}
     progress = _Progress(total)
     try:
         with httpx.Client(timeout=TIMEOUT) as client:
@@ -183,6 +189,7 @@ def _send_all(recordings: list[Recording], keys: dict[str, str], *, base_url: st
                     answer = send(client, url, recording, secret=keys[recording.platform])
                     done += 1
                     failures += not answer.is_ok
+                    outcomes[answer.outcome or "?"] = outcomes.get(answer.outcome or "?", 0) + 1
                     progress.clear()
                     print(_line(done, total, recording, answer, copy=copy, repeat=repeat), flush=True)
                     progress.show(done)
@@ -195,7 +202,9 @@ def _send_all(recordings: list[Recording], keys: dict[str, str], *, base_url: st
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     progress.clear()
-    print(f"replay: {done} sent, {done - failures} answered 2xx, {failures} did not", file=sys.stderr)
+    counted = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+    summary = f"replay: {done} sent, {done - failures} answered 2xx, {failures} did not ({counted})"
+    print(summary, file=sys.stderr)
     return 0 if failures == 0 else 1
 
 
@@ -204,7 +213,20 @@ def _line(done: int, total: int, recording: Recording, answer: Answer, *, copy: 
     status = "---" if answer.status is None else str(answer.status)
     text = " ".join(answer.text.split())
     text = (text[:157] + "...") if len(text) > 160 else text
-    return f"[{done}/{total}] {status} {label} {answer.seconds * 1000:.0f}ms {text}".rstrip()
+    job = f" job {job_id}" if (job_id := job_id_of(recording)) else ""
+    outcome = f" {answer.outcome}" if answer.outcome else ""
+    return f"[{done}/{total}] {status} {label}{job} {answer.seconds * 1000:.0f}ms{outcome} {text}".rstrip()
+
+
+def job_id_of(recording: Recording) -> str | None:
+    """The job id the gateway gives ``recording``'s delivery (what ``gateway runs watch`` takes);
+    ``None`` for handshakes and bodies its platform cannot parse."""
+    headers = {name.lower(): value for name, value in recording.headers.items()}
+    try:
+        parsed = PLATFORMS[recording.platform].parse(recording.body, headers)
+    except GatewayError:
+        return None
+    return to_job_id(recording.platform, parsed.delivery_id) if isinstance(parsed, Delivery) else None
 
 
 def _base_url(url: str) -> str:

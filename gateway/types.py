@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+
+if TYPE_CHECKING:  # only for annotations: gateway.config imports this module
+    from redis.asyncio import Redis
+    from starlette.routing import BaseRoute
+
+    from gateway.config import Settings
 
 __all__ = ["Clock", "Delivery", "Envelope", "Handshake", "Headers", "Manifest", "ManifestOptions", "Platform"]
 
@@ -69,6 +75,10 @@ class ManifestOptions:
     command: str
     form: bool
     org: str | None
+    socket: bool = False
+    """Slack: Socket Mode, so the manifest names no request URL."""
+    url: str = ""
+    """The public URL given (``--url``, without a trailing slash), or ``""`` when none was."""
 
 
 class Manifest(Protocol):
@@ -113,6 +123,10 @@ class Platform(Protocol):
     @property
     def manifest(self) -> Manifest | None:
         """The app registration ``gateway manifest`` prints, when the platform has one."""
+
+    def web_routes(self, settings: Settings, redis: Callable[[], Redis]) -> list[BaseRoute]:
+        """Routes of the platform's own beside its webhook (Slack's OAuth install flow), given
+        the settings and the app's Redis client (``redis()``, valid while the app runs)."""
 
     def verify(self, body: bytes, headers: Headers, *, secrets: tuple[str, ...], now: float) -> None:
         """Raise ``InvalidSignature`` or ``StaleTimestamp`` unless the request is genuine."""

@@ -24,7 +24,9 @@ from rq.serializers import JSONSerializer
 
 from gateway import logs
 from gateway.errors import ConfigError
-from handlers import registry
+from gateway.platforms import PLATFORMS as WEBHOOK_PLATFORMS
+from gateway.runs import STATUSES
+from handlers import registry, watch
 from handlers.agent import load_agent
 from handlers.config import WorkerSettings, redacted
 from handlers.errors import AgentLoadError, UsageError
@@ -80,35 +82,66 @@ def failed_main(argv: list[str]) -> int:
 
 
 def runs_main(argv: list[str]) -> int:
-    """``gateway runs show ID`` (the run record, JSON) and ``gateway runs cancel ID``."""
-    parser = argparse.ArgumentParser(prog="gateway runs", description="Show or cancel a run by job id.")
+    """``gateway runs list|show ID|watch ID|cancel ID``: the runs, one run's record or events, cancel."""
+    parser = argparse.ArgumentParser(prog="gateway runs", description="List, show, follow or cancel runs.")
     sub = parser.add_subparsers(dest="action", required=True)
+    listing = sub.add_parser("list", help="the newest runs, one line each")
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--platform")
+    listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     sub.add_parser("show", help="the run record as JSON").add_argument("job_id")
+    following = sub.add_parser("watch", help="follow the run's events until it ends (exit 0: succeeded)")
+    following.add_argument("job_id")
+    following.add_argument("--timeout", type=float, default=3600.0, help="give up after S seconds (3600)")
     sub.add_parser("cancel", help="cancel the run; it is not retried").add_argument("job_id")
     return _command(parser, argv, _runs)
 
 
 def check_main(argv: list[str]) -> int:
-    """``gateway check``: the effective settings (secrets redacted), the platforms on, Redis reachability."""
+    """``gateway check``: the effective settings (secrets redacted), the agent, the platforms on,
+    what ``gateway dev`` would do differently, and Redis reachability."""
     parser = argparse.ArgumentParser(
         prog="gateway check", description="Validate settings and Redis reachability, secrets redacted."
     )
+    parser.add_argument(
+        "--serve", action="store_true", help="also fail (exit 2) when gateway serve would refuse to start"
+    )
     try:
-        parser.parse_args(argv)
+        args = parser.parse_args(argv)
         settings = WorkerSettings.from_environ()
+        load_agent(settings.agent)
+        if args.serve and not settings.base.enabled_platforms:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET",
+                "gateway serve needs a signing secret: set it, "
+                "GITHUB_WEBHOOK_SECRET or STRIPE_WEBHOOK_SECRET",
+            )
+    except AgentLoadError as exc:
+        return _error(f"GATEWAY_AGENT: {exc}", EXIT_USAGE)
     except ConfigError as exc:
         return _error(str(exc), EXIT_USAGE)
     view = redacted(settings)
     width = max(len(name) for name in view)
     for name, value in view.items():
         print(f"{name:<{width}}  {value}")
-    platforms = ", ".join(settings.base.enabled_platforms) or "none (set a signing secret to turn one on)"
-    print(f"\nplatforms on: {platforms}")
+    print(f"\nagent: {settings.agent} (loads)")
+    for line in _platform_lines(settings):
+        print(line)
     if (problem := _unreachable(settings.redis_url)) is not None:
         print(f"redis: unreachable ({problem})")
         return EXIT_FAILURE
     print("redis: ok")
     return EXIT_OK
+
+
+def _platform_lines(settings: WorkerSettings) -> list[str]:
+    """Which platforms ``serve`` turns on, and what ``gateway dev`` would run on development secrets."""
+    on = settings.base.enabled_platforms
+    off = [name for name in WEBHOOK_PLATFORMS if name not in on]
+    lines = [f"platforms on: {', '.join(on) or 'none (serve refuses to start: set a signing secret)'}"]
+    if off:
+        lines.append(f"gateway dev would also run {', '.join(off)} on its public development secrets")
+    return lines
 
 
 def _command(parser: argparse.ArgumentParser, argv: list[str], action: Action) -> int:
@@ -135,6 +168,12 @@ def _failed(args: argparse.Namespace, settings: WorkerSettings, connection: redi
 
 def _runs(args: argparse.Namespace, settings: WorkerSettings, connection: redis.Redis) -> int:
     try:
+        if args.action == "list":
+            if not 1 <= args.limit <= 1000:
+                return _error("--limit: must be from 1 to 1000", EXIT_USAGE)
+            return watch.list_runs(connection, limit=args.limit, status=args.status, platform=args.platform)
+        if args.action == "watch":
+            return watch.watch(connection, args.job_id, timeout=args.timeout)
         if args.action == "show":
             record = runs.get_run(connection, args.job_id)
             if record is None:

@@ -37,9 +37,9 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_AGENT": "agent the worker runs: triage (default), llm, or package.module:callable",
     "GATEWAY_CONCURRENCY": "agent runs one worker process runs at once (default 100)",
     "SLACK_BOT_TOKEN": "Slack bot token (xoxb-...) the worker replies with",
-    "SLACK_API_URL": "Slack Web API base URL (default https://slack.com/api/)",
     "SLACK_APP_DISTRIBUTION": "internal (default), marketplace, or unlisted: distributed outside the "
     "Slack Marketplace, whose thread reads Slack limits to 1 a minute and 15 messages",
+    "SLACK_APP_TOKEN": "Slack app-level token (xapp-..., scope connections:write) for gateway socket",
     "GITHUB_TOKEN": "token the worker replies with (alternative to a GitHub App)",
     "GITHUB_APP_ID": "GitHub App id, with GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH",
     "GITHUB_APP_PRIVATE_KEY": "GitHub App private key, PEM text",
@@ -62,7 +62,14 @@ VARIABLES: dict[str, str] = {
 """Every setting only the worker reads, with its meaning (the shared ones: ``gateway.config``)."""
 
 SECRET_VARIABLES = frozenset(
-    {"SLACK_BOT_TOKEN", "GITHUB_TOKEN", "GITHUB_APP_PRIVATE_KEY", "STRIPE_API_KEY", "LLM_API_KEY"}
+    {
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+        "GITHUB_TOKEN",
+        "GITHUB_APP_PRIVATE_KEY",
+        "STRIPE_API_KEY",
+        "LLM_API_KEY",
+    }
 )
 
 _AGENT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -71,11 +78,14 @@ _DISTRIBUTIONS = ("INTERNAL", "MARKETPLACE", "UNLISTED")
 
 @dataclass(frozen=True)
 class SlackSettings:
-    """Slack replies: the bot token, the Web API's base URL, and how the app is distributed
-    (``internal``, ``marketplace`` or ``unlisted``: Slack's rate limits differ)."""
+    """Slack replies: the bot token and the Web API's base URL; Socket Mode's app-level token; how
+    the app is distributed (``internal``, ``marketplace`` or ``unlisted``: Slack's rate limits differ)."""
 
     bot_token: str | None = field(repr=False)
     api_url: str
+    app_token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
     distribution: str = "internal"
 
 
@@ -142,7 +152,7 @@ class WorkerSettings:
             base=Settings.from_environ(source),
             agent=_read_agent(env),
             concurrency=env.integer("GATEWAY_CONCURRENCY", 100, minimum=1),
-            slack=_read_slack(env),
+            slack=_read_slack(env, Reader(source, WEB_VARIABLES)),
             github=_read_github(env),
             stripe=_read_stripe(env),
             llm=_read_llm(env),
@@ -177,8 +187,8 @@ class WorkerSettings:
             "GATEWAY_AGENT": s.agent,
             "GATEWAY_CONCURRENCY": str(s.concurrency),
             "SLACK_BOT_TOKEN": s.slack.bot_token or "",
-            "SLACK_API_URL": s.slack.api_url,
             "SLACK_APP_DISTRIBUTION": s.slack.distribution,
+            "SLACK_APP_TOKEN": s.slack.app_token or "",
             "GITHUB_TOKEN": s.github.token or "",
             "GITHUB_APP_ID": s.github.app_id or "",
             # A key read from a file is reported through its path, not as GITHUB_APP_PRIVATE_KEY.
@@ -211,8 +221,16 @@ def redacted(settings: WorkerSettings) -> dict[str, str]:
 
 
 def check_environ(environ: Mapping[str, str]) -> None:
-    """Raise ``ConfigError`` if the worker would refuse ``environ`` (``gateway dev`` checks first)."""
-    WorkerSettings.from_environ(environ)
+    """Raise ``ConfigError`` if the worker would refuse ``environ`` or its agent (``gateway dev``
+    checks first)."""
+    from handlers.agent import load_agent  # the agent module imports these settings
+    from handlers.errors import AgentLoadError
+
+    settings = WorkerSettings.from_environ(environ)
+    try:
+        load_agent(settings.agent)
+    except AgentLoadError as exc:
+        raise ConfigError("GATEWAY_AGENT", str(exc)) from None
 
 
 def _describe_prompt(setting: str | None) -> str:
@@ -229,9 +247,15 @@ def _read_agent(env: Reader) -> str:
     return agent
 
 
-def _read_slack(env: Reader) -> SlackSettings:
-    api_url = env.url("SLACK_API_URL", "https://slack.com/api/")
+def _read_slack(env: Reader, shared: Reader) -> SlackSettings:
+    api_url = shared.url("SLACK_API_URL", "https://slack.com/api/")
+    app_token = env.optional("SLACK_APP_TOKEN")
+    if app_token and not app_token.startswith("xapp-"):
+        raise ConfigError("SLACK_APP_TOKEN", "must be an app-level token (xapp-...), not a bot or user token")
     return SlackSettings(
+        client_id=shared.optional("SLACK_CLIENT_ID"),
+        client_secret=shared.optional("SLACK_CLIENT_SECRET"),
+        app_token=app_token,
         bot_token=env.optional("SLACK_BOT_TOKEN"),
         # slack-sdk joins method names onto the base URL, so it must end with a slash.
         api_url=api_url if api_url.endswith("/") else api_url + "/",

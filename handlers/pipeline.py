@@ -12,9 +12,11 @@ run_event(PLATFORM, envelope)``. A run goes:
 4. ``enrich(event, run) -> Event``: fetch the facts the agent needs (``Event.facts``);
 5. the agent runs; its progress goes to ``on_progress(event, text, run)`` through a throttled
    ``ProgressRelay`` (at most one call per ``progress_interval``, latest wins);
-6. ``deliver(event, reply, run)`` posts the reply once; then the delivery is marked answered.
-   On timeout ``on_timeout(event, partial, run)`` is called instead; when enrichment or the
-   agent fails for good (the runtime will not retry it), ``on_failure(event, run)`` is, so
+6. ``deliver(event, reply, run)`` posts the reply once; then the delivery is marked answered
+   and a ``reply`` event (what was posted, or would have been) joins the run's event stream.
+   On timeout ``on_timeout(event, partial, run)`` is called instead, on cancellation
+   ``on_cancel(event, run)`` (the platform shows that the run was stopped); when enrichment or
+   the agent fails for good (the runtime will not retry it), ``on_failure(event, run)`` is, so
    nobody waits on a "working on it" that will never change.
 
 The gateway worker sets the run's context before the job function runs; under a stock ``rq
@@ -41,18 +43,30 @@ from handlers.state.replies import ReplyMarker
 from handlers.tools import Tool
 
 __all__ = [
+    "SHOWN_REPLY",
     "WorkerPlatform",
+    "always_configured",
     "log_delivery",
     "log_progress",
     "log_timeout",
     "no_begin",
     "no_enrich",
+    "never_configured",
     "no_failure_notice",
     "no_notes",
     "no_tools",
     "record_undelivered",
     "run_event",
 ]
+
+
+SHOWN_REPLY = 2000
+"""Characters of an unposted reply its log line shows."""
+
+
+def always_configured(services: Services) -> str | None:
+    """The ``missing_credentials`` of platforms that need none."""
+    return None
 
 
 async def no_begin(event: Event, run: Run) -> None:
@@ -65,7 +79,12 @@ async def no_enrich(event: Event, run: Run) -> Event:
 
 
 async def no_failure_notice(event: Event, run: Run) -> None:
-    """The ``on_failure`` hook of platforms that showed nothing while the run went on."""
+    """The ``on_failure`` and ``on_cancel`` hook of platforms that showed nothing while the run went on."""
+
+
+def never_configured(services: Services) -> bool:
+    """The ``is_configured`` of platforms that never post anywhere (their replies stay in the record)."""
+    return False
 
 
 def no_tools(event: Event, services: Services) -> list[Tool]:
@@ -79,11 +98,12 @@ def no_notes(event: Event) -> list[str]:
 
 
 async def log_delivery(event: Event, reply: Reply, run: Run) -> None:
-    """Log the reply instead of posting it (the platform's credentials are not set); the run
-    record keeps the text."""
+    """Log the reply instead of posting it (the platform's credentials are not set), with its
+    text, so ``gateway dev`` shows what would have been posted; the run record keeps it too."""
+    shown = reply.text if len(reply.text) <= SHOWN_REPLY else reply.text[: SHOWN_REPLY - 1] + "…"
     run.log.info(
-        "reply ready (not posted: the platform's API credentials are not set)",
-        extra={"fields": {"reply_chars": len(reply.text), "subject": event.subject}},
+        "reply not posted (the platform's API credentials are not set); it would have said:",
+        extra={"fields": {"reply": shown, "reply_chars": len(reply.text), "subject": event.subject}},
     )
 
 
@@ -112,9 +132,12 @@ class WorkerPlatform:
     are logged (the run record keeps them).
 
     ``session_key(envelope)`` names the conversation a delivery belongs to (runs of one session
-    never overlap); ``tools(event, services)`` are the read-only tools the ``llm`` agent may use
-    on the event; ``prompt`` is what that agent's default system prompt says about the platform,
-    and ``notes(event)`` are lines its first message adds about the event (Stripe: the object).
+    never overlap); ``is_configured(services)`` says whether the platform's credentials are set
+    (else the reply is only kept in the record); ``preview(reply)`` is the reply as the platform
+    shows it (for the run's ``reply`` event and the console); ``tools(event, services)`` are the read-only
+    tools the ``llm`` agent may use on the event; ``prompt`` is what that agent's default system
+    prompt says about the platform, and ``notes(event)`` are lines its first message adds about
+    the event (Stripe: the object).
     """
 
     name: str
@@ -122,15 +145,19 @@ class WorkerPlatform:
     to_event: Callable[[Envelope], Event]
     is_ignored: Callable[[Event], bool]
     deliver: Callable[[Event, Reply, Run], Awaitable[None]]
+    is_configured: Callable[[Services], bool] = never_configured
     on_progress: Callable[[Event, str, Run], Awaitable[None]] = log_progress
     on_timeout: Callable[[Event, tuple[str, ...], Run], Awaitable[None]] = log_timeout
     begin: Callable[[Event, Run], Awaitable[None]] = no_begin
     enrich: Callable[[Event, Run], Awaitable[Event]] = no_enrich
     on_failure: Callable[[Event, Run], Awaitable[None]] = no_failure_notice
+    on_cancel: Callable[[Event, Run], Awaitable[None]] = no_failure_notice
+    preview: Callable[[Reply], str] = lambda reply: reply.text  # noqa: E731 - a plain default
     tools: Callable[[Event, Services], list[Tool]] = no_tools
     prompt: str = ""
     notes: Callable[[Event], list[str]] = no_notes
     progress_interval: float = 0.0
+    missing_credentials: Callable[[Services], str | None] = always_configured
 
 
 async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, Any]:
@@ -152,20 +179,29 @@ async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, A
         run.log.info("reply already delivered by an earlier attempt; not running again")
         _commit(context, event, earlier)
         return {"status": "succeeded", "reply": earlier.text, "already_delivered": True}
+    missing = platform.missing_credentials(run.services)
+    if missing is not None:
+        run.log.warning(f"{missing}: the agent sees only the delivery, nothing is fetched or posted")
     await platform.begin(event, run)
     try:
         event = await platform.enrich(event, run)
         reply = await _run_agent(platform, context, event)
-    except (RunTimedOut, RunCancelled):
+    except RunTimedOut:
+        raise
+    except RunCancelled:
+        await _notify(platform.on_cancel, event, run)
         raise
     except Exception as error:
         if not context.will_retry(error):
-            await _notify_failure(platform, event, run)
+            await _notify(platform.on_failure, event, run)
         raise
     await platform.deliver(event, reply, run)
     await marker.mark_answered(reply)
+    await asyncio.to_thread(_record_reply, platform, run, reply)
     _commit(context, event, reply)
     result: dict[str, Any] = {"status": "succeeded", "reply": reply.text}
+    if missing is not None:
+        result["note"] = f"{missing}: nothing was fetched for the agent and the reply was not posted"
     if isinstance(reply.data.get("llm"), Mapping):
         # The LLM agent's accounting (model, steps, tokens, tool calls, latency) joins the run record.
         result["accounting"] = dict(reply.data["llm"])
@@ -188,12 +224,22 @@ async def _run_agent(platform: WorkerPlatform, context: RunContext, event: Event
         await relay.close()
 
 
-async def _notify_failure(platform: WorkerPlatform, event: Event, run: Run) -> None:
-    """Tell the platform the run failed for good; a failure to tell never hides the run's own."""
+async def _notify(hook: Callable[[Event, Run], Awaitable[None]], event: Event, run: Run) -> None:
+    """Tell the platform how the run ended; a failure to tell never hides the run's own ending."""
     try:
-        await platform.on_failure(event, run)
-    except Exception as exc:  # noqa: BLE001 - the run's error is what gets recorded and raised
-        run.log.warning("could not report the failure", extra={"fields": {"error": describe(exc)}})
+        await hook(event, run)
+    except Exception as exc:  # noqa: BLE001 - the run's own ending is what gets recorded and raised
+        run.log.warning("could not show how the run ended", extra={"fields": {"error": describe(exc)}})
+
+
+def _record_reply(platform: WorkerPlatform, run: Run, reply: Reply) -> None:
+    """The ``reply`` event: the text as delivered, and whether it reached the platform."""
+    posted = platform.is_configured(run.services)
+    note = None if posted else "not posted: the platform's API credentials are not set"
+    shown = platform.preview(reply)
+    runs.add_event(
+        run.services.redis, run.job_id, "reply", text=reply.text, shown=shown, posted=posted, note=note
+    )
 
 
 def _commit(context: RunContext, event: Event, reply: Reply) -> None:

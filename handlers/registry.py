@@ -1,8 +1,9 @@
 """The worker's platforms, in one explicit list: what the runtime, the CLI and the ``llm`` agent ask.
 
 Each entry is a platform package's ``WorkerPlatform``. Its name matches the web side's
-(``gateway.platforms``) and the envelope's ``platform``. The runtime gets ``session_key`` from
-here when the worker starts; nothing imports a platform module by name at run time.
+(``gateway.platforms``; ``api`` runs come from the runs API) and the envelope's ``platform``.
+The runtime gets ``session_key`` from here when the worker starts; nothing imports a platform
+module by name at run time.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from handlers import github, slack, stripe
+from handlers import api, github, slack, stripe
 from handlers.pipeline import WorkerPlatform
 
 __all__ = ["PLATFORMS", "session_key"]
 
-_REGISTERED: tuple[WorkerPlatform, ...] = (slack.PLATFORM, github.PLATFORM, stripe.PLATFORM)
+_REGISTERED: tuple[WorkerPlatform, ...] = (slack.PLATFORM, github.PLATFORM, stripe.PLATFORM, api.PLATFORM)
 
 PLATFORMS: dict[str, WorkerPlatform] = {platform.name: platform for platform in _REGISTERED}
 """The worker's platforms by name."""

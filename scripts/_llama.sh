@@ -1,7 +1,7 @@
-# Sourced by scripts/test: llama.cpp's llama-server, built once from the llama-cpp-python sdist on
-# PyPI, for the end-to-end test of the llm agent against a real OpenAI-compatible server
-# (tests/e2e/test_llm_server.py). The binary is cached outside the checkout, so a fresh clone
-# reuses it; the first build takes about 10 minutes on 2 cores.
+# Sourced by scripts/test after scripts/_setup.sh: llama.cpp's llama-server, built once from the
+# llama-cpp-python sdist on PyPI, for the end-to-end test of the llm agent against a real
+# OpenAI-compatible server (tests/e2e/test_llm_server.py). The binary is cached outside the
+# checkout, so a fresh clone reuses it; the first build takes 10-20 minutes on 2 cores.
 #
 #   GATEWAY_CACHE_DIR   where built tools are kept (default ${XDG_CACHE_HOME:-~/.cache}/webhook-agent-gateway)
 #   GATEWAY_SKIP_LLAMA  set to 1 to skip the build (the test is then skipped, saying why)
@@ -24,15 +24,9 @@ ensure_llama_server() {
 }
 
 _ensure_build_tools() {
-  command -v cmake >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 && return 0
-  local sudo=""
-  if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { echo "cmake, g++ and make are needed: apt-get install cmake g++ make" >&2; exit 1; }
-    sudo="sudo"
-  fi
-  echo "installing cmake, g++, make (Debian packages) to build llama-server ..." >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends cmake g++ make >/dev/null
+  ensure_debian_package cmake cmake
+  ensure_debian_package g++ g++
+  ensure_debian_package make make
 }
 
 # _build_llama_server OUT: download and check the sdist, build only llama-server (CPU, static,

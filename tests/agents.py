@@ -6,6 +6,7 @@ can run differently behaving events:
     {"sleep": 2.0,            # seconds to sleep (cancellable, async)
      "transient": 2,          # raise TransientError on attempts 1..N, then succeed
      "permanent": "why",      # raise PermanentError(why)
+     "permanent_attempts": 1, # ... only on attempts 1..N (a later retry succeeds)
      "bug": true,             # raise ValueError (an agent bug: permanent)
      "progress": ["a", "b"],  # progress messages sent first
      "progress_every": 0.5,   # seconds between those progress messages (default: all at once)
@@ -103,7 +104,7 @@ async def _poll_cancel(event: Event, run: Run, limit: float) -> None:
 def _maybe_fail(script: dict[str, Any], run: Run) -> None:
     if run.attempt <= int(script.get("transient", 0)):
         raise TransientError(f"upstream 503 on attempt {run.attempt}")
-    if script.get("permanent"):
+    if script.get("permanent") and run.attempt <= int(script.get("permanent_attempts", 10**9)):
         raise PermanentError(str(script["permanent"]))
     if script.get("bug"):
         raise ValueError("agent bug: unexpected None")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from tests.support.redis_server import RedisServer
+
+# A .env in the checkout (gateway setup writes one) must not reach the commands the tests run;
+# tests of the settings file point GATEWAY_ENV_FILE at their own.
+os.environ["GATEWAY_ENV_FILE"] = os.devnull
 
 
 @pytest.fixture(scope="session")

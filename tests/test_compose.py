@@ -25,7 +25,18 @@ def _seconds(duration: str) -> float:
 
 
 def test_there_is_one_redis_a_web_app_and_a_worker() -> None:
-    assert set(SERVICES) == {"redis", "web", "worker"}
+    assert set(SERVICES) == {"redis", "check", "web", "worker"}
+
+
+def test_bad_settings_stop_up_once_instead_of_restarting_the_web_app_forever() -> None:
+    check = SERVICES["check"]
+    assert check["command"][0] == "check" and check["restart"] == "no"
+    args = check["command"][1:]
+    assert args == ["--serve"]
+    for name in ("web", "worker"):
+        assert SERVICES[name]["depends_on"]["check"] == {"condition": "service_completed_successfully"}
+    for name in ("check", "web", "worker"):  # no .env: compose says so once, before starting anything
+        assert SERVICES[name]["env_file"] == [{"path": ".env", "required": True}]
 
 
 def test_redis_persists_with_aof_never_evicts_and_keeps_its_data_in_a_volume() -> None:
@@ -64,9 +75,8 @@ def test_web_and_worker_run_the_same_image_after_redis_is_healthy() -> None:
     web, worker = SERVICES["web"], SERVICES["worker"]
     assert web["build"] == worker["build"] == "." and web["image"] == worker["image"]
     for service in (web, worker):
-        assert service["depends_on"] == {"redis": {"condition": "service_healthy"}}
+        assert service["depends_on"]["redis"] == {"condition": "service_healthy"}
         assert service["environment"]["REDIS_URL"].startswith("redis://redis:6379/")
-        assert service["env_file"] == [{"path": ".env", "required": False}]
 
 
 def test_every_variable_compose_sets_is_a_setting() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -99,3 +100,23 @@ def test_dockerfile_command_is_a_valid_gateway_command_and_health_checks_its_por
     assert parsed.host == "0.0.0.0"  # noqa: S104 (inside a container)
     assert f"127.0.0.1:{parsed.port}/health" in instructions["HEALTHCHECK"]
     assert f"EXPOSE {parsed.port}" in (ROOT / "Dockerfile").read_text()
+
+
+def test_setup_installs_only_when_pyproject_changed(tmp_path: Path) -> None:
+    """scripts/dev starts without pip (seconds, the network) unless pyproject.toml changed."""
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    python = tmp_path / ".venv/bin/python"
+    python.parent.mkdir(parents=True)
+    python.write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/../pip-calls"\n')
+    python.chmod(0o755)
+    script = f'set -eu; . "{ROOT}/scripts/_setup.sh"; ensure_venv "$1"'
+
+    def ensure(extras: str) -> int:
+        subprocess.run(["bash", "-c", script, "-", extras], cwd=tmp_path, check=True, capture_output=True)
+        calls = tmp_path / ".venv/pip-calls"
+        return len(calls.read_text().splitlines()) if calls.exists() else 0
+
+    assert ensure("[test]") == 2  # upgrade pip, install
+    assert ensure("[test]") == 2 and ensure("") == 2  # nothing changed: no pip at all
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + "\n# changed\n")
+    assert ensure("") == 4

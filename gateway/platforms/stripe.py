@@ -10,9 +10,9 @@ event's ``id``, never ``request.idempotency_key``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from secrets import choice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import InvalidSignature, MalformedPayload
 from gateway.platforms._common import (
@@ -24,6 +24,12 @@ from gateway.platforms._common import (
     require_str,
 )
 from gateway.types import Delivery, Handshake, Headers
+
+if TYPE_CHECKING:  # annotations only: gateway.config imports the platforms
+    from redis.asyncio import Redis
+    from starlette.routing import BaseRoute
+
+    from gateway.config import Settings
 
 __all__ = [
     "default_max_body",
@@ -42,6 +48,7 @@ __all__ = [
     "signature_headers",
     "variables",
     "verify",
+    "web_routes",
 ]
 
 name = "stripe"
@@ -139,3 +146,8 @@ def plain_headers(*, event: str | None) -> dict[str, str]:
 
 def _fresh_id(old: str) -> str:
     return "evt_" + "".join(choice(_ALPHANUMERIC) for _ in range(24))
+
+
+def web_routes(settings: Settings, redis: Callable[[], Redis]) -> list[BaseRoute]:
+    """None: everything Stripe sends comes to the webhook."""
+    return []

@@ -18,11 +18,17 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.types import Envelope
-from handlers.github import facts, reply, tools
+from handlers.github import client, facts, reply, tools
 from handlers.github.payload import is_ignored, session_key, to_event
 from handlers.pipeline import WorkerPlatform, run_event
+from handlers.services import Services
 
 __all__ = ["PLATFORM", "handle", "session_key"]
+
+
+def _missing_credentials(services: Services) -> str | None:
+    return None if client.is_configured(services) else "GITHUB_TOKEN or a GitHub App is not set"
+
 
 PLATFORM = WorkerPlatform(
     name="github",
@@ -30,9 +36,11 @@ PLATFORM = WorkerPlatform(
     to_event=to_event,
     is_ignored=is_ignored,
     deliver=reply.deliver,
+    is_configured=client.is_configured,
     enrich=facts.enrich,
     tools=tools.build,
     prompt=tools.PROMPT,
+    missing_credentials=_missing_credentials,
 )
 
 

@@ -73,6 +73,7 @@ class Finisher:
                 status="succeeded",
                 reply=reply,
                 error=None,
+                note=result.get("note"),  # what the run could not do (credentials unset), else none
                 accounting=orjson.dumps(accounting).decode() if accounting else None,
                 **_ended(claim),
             )
@@ -113,7 +114,12 @@ class Finisher:
             pipe.hincrby(self.worker_key, "failed_job_count", 1)
             pipe.hincrby(keys.run(job.id), "retries", 1)
             runs.write(
-                pipe, job.id, status="queued", error=reason, next_attempt_at=when.isoformat(), **_ended(claim)
+                pipe,
+                job.id,
+                status="retrying",
+                error=reason,
+                next_attempt_at=when.isoformat(),
+                **_ended(claim),
             )
 
         return self._commit(claim, steps)

@@ -127,6 +127,7 @@ class Ledger:
                 ended_at=None,
                 duration=None,
                 next_attempt_at=None,
+                note=None,  # "waiting for an earlier event..." no longer holds once it runs
                 **_describe(job, claim.session_key),
             )
             results = pipe.execute()

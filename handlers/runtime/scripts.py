@@ -114,7 +114,8 @@ return 1
 
 REAP = """
 -- KEYS: lease, claimed, workers, rq executions of the worker
--- ARGV: worker name, rq prefix, gateway prefix, force ('1' skips the lease check), note, now
+-- ARGV: worker name, rq prefix, gateway prefix, force ('1' skips the lease check), note, now,
+--       run record TTL (the events stream's too), events kept per run
 local lease, claimed, workers, executions = unpack(KEYS)
 local name, prefix, gw, note = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 if ARGV[4] ~= '1' and redis.call('EXISTS', lease) == 1 then return -1 end
@@ -130,6 +131,10 @@ for _, job_id in ipairs(redis.call('SMEMBERS', claimed)) do
     redis.call('ZREM', prefix .. ':failed:' .. origin, job_id)
     redis.call('LPUSH', prefix .. ':queue:' .. origin, job_id)
     redis.call('HSET', gw .. ':run:' .. job_id, 'status', 'queued', 'note', note, 'requeued_at', ARGV[6])
+    local events = gw .. ':run:' .. job_id .. ':events'
+    local data = cjson.encode({status = 'queued', note = note, at = ARGV[6]})
+    redis.call('XADD', events, 'MAXLEN', '~', ARGV[8], '*', 'event', 'status', 'data', data)
+    redis.call('EXPIRE', events, ARGV[7])
     requeued = requeued + 1
   end
 end

@@ -117,7 +117,16 @@ class Upkeep:
                 keys.WORKERS,
                 WORKER_EXECUTIONS_KEY_TEMPLATE.format(name),
             ],
-            args=[name, RQ_KEY_PREFIX, keys.PREFIX, "1" if force else "0", note, runs.utcnow()],
+            args=[
+                name,
+                RQ_KEY_PREFIX,
+                keys.PREFIX,
+                "1" if force else "0",
+                note,
+                runs.utcnow(),
+                runs.RUN_TTL,
+                runs.MAX_EVENTS,
+            ],
         )
         if count > 0:
             logger.warning(

@@ -19,14 +19,27 @@ message) belongs to that message's thread.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from gateway.types import Envelope
+from handlers.config import WorkerSettings
 from handlers.pipeline import WorkerPlatform, run_event
-from handlers.slack import facts, reply, tools
+from handlers.runtime.context import current
+from handlers.services import Services, for_settings
+from handlers.slack import client, facts, installs, reply, tools
 from handlers.slack.payload import is_ignored, session_key, to_event
 
 __all__ = ["PLATFORM", "handle", "session_key"]
+
+logger = logging.getLogger("handlers.slack")
+
+
+def _missing_credentials(services: Services) -> str | None:
+    if client.is_configured(services):
+        return None
+    return "SLACK_BOT_TOKEN is not set and no installation of this workspace is stored"
+
 
 PLATFORM = WorkerPlatform(
     name="slack",
@@ -34,17 +47,39 @@ PLATFORM = WorkerPlatform(
     to_event=to_event,
     is_ignored=is_ignored,
     deliver=reply.deliver,
+    is_configured=client.is_configured,
     on_progress=reply.on_progress,
     on_timeout=reply.on_timeout,
     on_failure=reply.on_failure,
+    on_cancel=reply.on_cancel,
     begin=reply.begin,
     enrich=facts.enrich,
+    preview=reply.preview,
     tools=tools.build,
     prompt=tools.PROMPT,
     progress_interval=reply.PROGRESS_INTERVAL,
+    missing_credentials=_missing_credentials,
 )
 
 
 async def handle(envelope: Envelope) -> dict[str, Any]:
-    """The job function ``handlers.slack.handle``: run the agent on one Slack delivery."""
+    """The job function ``handlers.slack.handle``: run the agent on one Slack delivery, replying
+    with the installing workspace's token; ``app_uninstalled``/``tokens_revoked`` remove its
+    installation instead (and run nothing)."""
+    services = _services()
+    if installs.is_lifecycle(envelope):
+        removed = await installs.forget(services, envelope)
+        logger.info(
+            "slack installation removed", extra={"fields": {"event": envelope["event"], "keys": removed}}
+        )
+        return {"status": "ignored", "removed": removed}
+    installation = await installs.find(services, envelope)
+    client.use_workspace_token(installation.bot_token if installation else None)
     return await run_event(PLATFORM, envelope)
+
+
+def _services() -> Services:
+    context = current()
+    if context is not None:
+        return context.run.services
+    return for_settings(WorkerSettings.from_environ())  # under a stock rq worker

@@ -9,7 +9,9 @@ attempt may fix are transient.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from slack_sdk import WebClient
@@ -23,7 +25,16 @@ from handlers.retry import retry_after_header
 from handlers.services import Services
 from handlers.slack.budget import SlackBudget
 
-__all__ = ["ERRORS", "budget_for", "build_client", "call", "is_configured", "respond", "web_client"]
+__all__ = [
+    "ERRORS",
+    "budget_for",
+    "build_client",
+    "call",
+    "is_configured",
+    "respond",
+    "use_workspace_token",
+    "web_client",
+]
 
 T = TypeVar("T")
 
@@ -65,13 +76,33 @@ async def call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await clients.call(function, *args, translation=ERRORS, **kwargs)
 
 
+# The bot token of the workspace the current run's delivery came from (an installation), set
+# by ``handlers.slack.handle`` before the run; ``None`` means ``SLACK_BOT_TOKEN``. A context
+# variable, so each run (its own asyncio task, and the threads its SDK calls run in) sees its own.
+_WORKSPACE_TOKEN: ContextVar[str | None] = ContextVar("slack_workspace_token", default=None)
+
+
+def use_workspace_token(token: str | None) -> None:
+    """Reply with ``token`` (the installing workspace's) for the rest of this run; ``None``:
+    ``SLACK_BOT_TOKEN``."""
+    _WORKSPACE_TOKEN.set(token)
+
+
 def is_configured(services: Services) -> bool:
-    """True when ``SLACK_BOT_TOKEN`` is set: otherwise replies are only logged."""
-    return bool(services.settings.slack.bot_token)
+    """True when this run has a token (its workspace's, or ``SLACK_BOT_TOKEN``): otherwise replies
+    are only logged."""
+    return bool(_WORKSPACE_TOKEN.get() or services.settings.slack.bot_token)
 
 
 def web_client(services: Services) -> WebClient:
-    """The worker's Web API client (``PermanentError`` without ``SLACK_BOT_TOKEN``)."""
+    """The Web API client for this run's workspace (``PermanentError`` when there is no token).
+
+    ``SLACK_BOT_TOKEN``'s client is built once per worker; a workspace's is cheap to build per call
+    (its token rotates, so it is not kept).
+    """
+    token = _WORKSPACE_TOKEN.get()
+    if token:
+        return build_client(dataclasses.replace(services.settings.slack, bot_token=token))
     return services.shared("slack.web_client", lambda: build_client(services.settings.slack))
 
 

@@ -53,11 +53,14 @@ __all__ = [
     "PROGRESS_INTERVAL",
     "RESPONSE_URL_USES",
     "RESPONSE_URL_WINDOW",
+    "STOPPED",
     "begin",
     "deliver",
+    "on_cancel",
     "on_failure",
     "on_progress",
     "on_timeout",
+    "preview",
 ]
 
 PLACEHOLDER = ":hourglass_flowing_sand: Working on it…"
@@ -65,6 +68,7 @@ FAILED = (
     ":x: Sorry, this failed and will not be retried."
     " An operator can look it up: `gateway runs show {job_id}`."
 )
+STOPPED = ":octagonal_sign: Stopped before it finished."
 METADATA_TYPE = "gateway_reply"
 # At most one progress edit per message per 1.5 s; the workspace's budget bounds them all together.
 PROGRESS_INTERVAL = 1.5
@@ -140,12 +144,27 @@ async def on_failure(event: Event, run: Run) -> None:
     operator's ``gateway failed retry`` must still be able to post the real one. The reason
     stays in the run record, for the operator: it may name internals the channel should not see.
     """
+    await _note_in_placeholder(event, to_mrkdwn(FAILED.format(job_id=run.job_id)), run)
+
+
+def preview(reply: Reply) -> str:
+    """The answer's text as it is posted (Slack mrkdwn, escaped, with its structured extras)."""
+    return message(reply).text
+
+
+async def on_cancel(event: Event, run: Run) -> None:
+    """Replace the placeholder with a note that the run was stopped (nothing else is posted)."""
+    await _note_in_placeholder(event, STOPPED, run)
+
+
+async def _note_in_placeholder(event: Event, text: str, run: Run) -> None:
+    """Show ``text`` (mrkdwn) after the command header in this delivery's placeholder, if one was
+    posted; the whole edit is clipped to 3,000 characters."""
     if not is_configured(run.services):
         return
     record = await ReplyMarker.for_run(run).load()
     if record.get("slack_ts"):
-        text = _clipped(event, to_mrkdwn(FAILED.format(job_id=run.job_id)))
-        await _edit(event, record, {"text": text}, run, deadline=_late(run))
+        await _edit(event, record, {"text": _clipped(event, text)}, run, deadline=_late(run))
 
 
 async def _answer(event: Event, target: Target, answer: Message, run: Run) -> None:

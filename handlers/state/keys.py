@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from rq.defaults import RQ_KEY_PREFIX
 
-from gateway.keys import CANCEL_CHANNEL, PREFIX, cancel, claim, run, run_progress
+from gateway.keys import (
+    CANCEL_CHANNEL,
+    DELIVERIES,
+    PREFIX,
+    RUNS,
+    cancel,
+    claim,
+    run,
+    run_events,
+    run_progress,
+)
 
 WORKERS = f"{PREFIX}:workers"
 """Set of runtime worker names that may hold claims; the reaper walks it."""
@@ -18,9 +28,11 @@ SESSIONS_WAITING = f"{PREFIX}:sessions:waiting"
 
 __all__ = [
     "CANCEL_CHANNEL",
+    "DELIVERIES",
     "PREFIX",
     "RQ_JOB",
     "RQ_QUEUE",
+    "RUNS",
     "SESSIONS_WAITING",
     "WORKERS",
     "cancel",
@@ -30,6 +42,7 @@ __all__ = [
     "lease",
     "reply",
     "run",
+    "run_events",
     "run_progress",
     "session_history",
     "session_lock",

@@ -18,10 +18,16 @@ from typing import Any
 
 from gateway.types import Envelope
 from handlers.pipeline import WorkerPlatform, run_event
-from handlers.stripe import facts, reply, tools
+from handlers.services import Services
+from handlers.stripe import client, facts, reply, tools
 from handlers.stripe.payload import is_ignored, session_key, to_event
 
 __all__ = ["PLATFORM", "handle", "session_key"]
+
+
+def _missing_credentials(services: Services) -> str | None:
+    return None if client.is_configured(services) else "STRIPE_API_KEY is not set"
+
 
 PLATFORM = WorkerPlatform(
     name="stripe",
@@ -29,9 +35,11 @@ PLATFORM = WorkerPlatform(
     to_event=to_event,
     is_ignored=is_ignored,
     deliver=reply.deliver,
+    is_configured=client.is_configured,
     enrich=facts.enrich,
     tools=tools.build,
     prompt=tools.PROMPT,
+    missing_credentials=_missing_credentials,
     notes=tools.notes,
 )
 

@@ -94,14 +94,19 @@ class Ingress:
         return envelope
 
 
+API_TOKEN = "e2e-api-token"
+API = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
 @contextmanager
-def ingress(redis_url: str) -> Iterator[Ingress]:
-    """An ``Ingress`` on ``redis_url``."""
+def ingress(redis_url: str, *, api: bool = False) -> Iterator[Ingress]:
+    """An ``Ingress`` on ``redis_url``; with ``api`` the runs API is on, for the ``API`` headers."""
     environ = {
         "REDIS_URL": redis_url,
         "SLACK_SIGNING_SECRET": SECRETS["slack"],
         "GITHUB_WEBHOOK_SECRET": SECRETS["github"],
         "STRIPE_WEBHOOK_SECRET": SECRETS["stripe"],
+        **({"GATEWAY_API_TOKEN": API_TOKEN} if api else {}),
     }
     now = int(time.time())
     connection = redis.Redis.from_url(redis_url)

@@ -10,6 +10,7 @@ and expiry, and the tiers; ``distribution="unlisted"`` is an app outside the Sla
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 from tests.fakes import slack_rules as rules
 from tests.fakes.server import FakeServer, Handler, Reply, Request, Route, route
+from tests.fakes.socket_mode import SocketModeFake
 
 DEFAULT_TOKEN = "xoxb-fake-bot-token"
 BOT_USER_ID = "U0FAKEBOT"
@@ -56,6 +58,7 @@ class SlackFake(FakeServer):
         unlisted = rules.UNLISTED_PER_MINUTE if distribution == "unlisted" else {}
         self.limits = rules.RateLimits({**rules.TIER_PER_MINUTE, **unlisted, **(rate_limits or {})})
         self.response_urls = rules.ResponseUrls()
+        self._token_teams: dict[str, str] = {}  # tokens installed in other workspaces (oauth.v2.access)
         self.bot = {"user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": TEAM_ID, "team": "Fake Workspace"}
         self._messages: dict[str, dict[str, Message]] = {}
         self._users: dict[str, dict[str, Any]] = {}
@@ -64,6 +67,11 @@ class SlackFake(FakeServer):
         self.deleted: list[Message] = []
         self._last_micros = 0
         self._response_ids = itertools.count(1)
+        self.socket_mode: SocketModeFake | None = None  # answers apps.connections.open when set
+        self.client_id, self.client_secret = "111.222", "fake-client-secret"
+        self._codes: dict[str, dict[str, Any]] = {}  # OAuth code -> the installation it grants
+        self._refresh: dict[str, dict[str, Any]] = {}  # live refresh token -> the installation
+        self._token_ids = itertools.count(1)
         super().__init__(prefix=prefix)
 
     @property
@@ -91,6 +99,9 @@ class SlackFake(FakeServer):
             yield route("POST", f"/{name}", self._limited(name, handler))
             yield route("GET", f"/{name}", self._limited(name, handler))
         yield route("POST", "/response/{key}", self._response, public=True, rooted=True)
+        yield route("POST", "/apps.connections.open", self._connections_open, public=True)
+        yield route("POST", "/oauth.v2.access", self._oauth_access, public=True)
+        yield route("GET", "/apps.connections.open", lambda request: _error("invalid_request"), public=True)
 
     # -- seeding and inspection ------------------------------------------------------------------
 
@@ -179,12 +190,18 @@ class SlackFake(FakeServer):
         """``handler`` behind the method's tier: HTTP 429 ``ratelimited`` with ``Retry-After``."""
 
         def answer(request: Request) -> Reply:
-            wait = self.limits.check(self.bot["team_id"], method, _args(request).get("channel"))
+            wait = self.limits.check(self._team_of(request), method, _args(request).get("channel"))
             if wait is None:
                 return handler(request)
             return Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(int(wait))})
 
         return answer
+
+    def _team_of(self, request: Request) -> str:
+        """The workspace a request's token belongs to (limits are per workspace)."""
+        header = request.headers.get("authorization", "")
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else str(_args(request).get("token"))
+        return self._token_teams.get(token, self.bot["team_id"])
 
     def _auth_test(self, request: Request) -> Reply:
         bot = self.bot
@@ -281,6 +298,60 @@ class SlackFake(FakeServer):
             return _error("user_not_found")
         return _ok(user=copy.deepcopy(self._users.get(user_id) or self._default_user(user_id)))
 
+    def grant_code(
+        self, *, team_id: str, team_name: str = "Other Workspace", rotating: bool = False, **fields: Any
+    ) -> str:
+        """An OAuth code (what Slack appends to the redirect) that installs the app in ``team_id``."""
+        code = f"code-{next(self._token_ids)}"
+        with self._cond:
+            self._codes[code] = {"team": {"id": team_id, "name": team_name}, "rotating": rotating, **fields}
+        return code
+
+    def _oauth_access(self, request: Request) -> Reply:
+        """``oauth.v2.access``: the client's id and secret (Basic auth or form), then a code once, or a
+        refresh token once (``grant_type=refresh_token``), for a new token pair."""
+        args = _args(request)
+        if _client_credentials(request, args) != (self.client_id, self.client_secret):
+            return _error(
+                "invalid_client_id"
+                if args.get("client_id", self.client_id) != self.client_id
+                else "bad_client_secret"
+            )
+        if args.get("grant_type") == "refresh_token":
+            grant = self._refresh.pop(str(args.get("refresh_token")), None)  # a refresh token works once
+            return _error("invalid_refresh_token") if grant is None else self._issue(grant)
+        grant = self._codes.pop(str(args.get("code")), None)  # a code works once
+        return _error("invalid_code") if grant is None else self._issue(grant)
+
+    def _issue(self, grant: dict[str, Any]) -> Reply:
+        serial = next(self._token_ids)
+        prefix = "xoxe.xoxb-1-" if grant["rotating"] else "xoxb-"
+        token = f"{prefix}{grant['team']['id']}-{serial}"
+        self.tokens = (*self.tokens, token)
+        self._token_teams[token] = grant["team"]["id"]
+        fields = {k: v for k, v in grant.items() if k != "rotating"}
+        body = {"access_token": token, "token_type": "bot", "scope": "chat:write,app_mentions:read"}
+        body |= {
+            "bot_user_id": BOT_USER_ID,
+            "app_id": "A0FAKEAPP",
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+        if grant["rotating"]:
+            refresh = f"xoxe-1-refresh-{serial}"
+            self._refresh[refresh] = grant
+            body |= {"refresh_token": refresh, "expires_in": 43200}
+        return _ok(**body, **fields)
+
+    def _connections_open(self, request: Request) -> Reply:
+        """Socket Mode's URL: app-level token (``xapp-``) in the Authorization header only."""
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Bearer "):
+            return _error("not_authed")  # Slack: a token passed as a POST parameter is an error
+        if self.socket_mode is None or header[len("Bearer ") :] not in self.socket_mode.app_tokens:
+            return _error("invalid_auth")
+        return _ok(url=self.socket_mode.issue_url())
+
     def _response(self, request: Request) -> Reply:
         """Plain-text ``ok``, as Slack answers a response URL; refused past 5 uses or 30 minutes."""
         key = request.params["key"]
@@ -340,6 +411,15 @@ def _args(request: Request) -> dict[str, Any]:
             {k: v[-1] if isinstance(v, list) and not structured else v for k, v in request.body.items()}
         )
     return args
+
+
+def _client_credentials(request: Request, args: dict[str, Any]) -> tuple[str, str]:
+    """Client id and secret from HTTP Basic auth (preferred by Slack), else the form."""
+    header = request.headers.get("authorization", "")
+    if header.startswith("Basic "):
+        user, _, password = base64.b64decode(header[len("Basic ") :]).decode().partition(":")
+        return user, password
+    return str(args.get("client_id", "")), str(args.get("client_secret", ""))
 
 
 def _content(args: dict[str, Any]) -> Message:

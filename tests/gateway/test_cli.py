@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,7 +33,7 @@ def _environ(**values: str) -> dict[str, str]:
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "STRIPE_", "GATEWAY_"))
     }
-    return {**base, **values}
+    return {**base, "GATEWAY_ENV_FILE": os.devnull, **values}
 
 
 def test_check_redacts_secrets_and_reports_redis(redis_url: str) -> None:
@@ -42,6 +44,35 @@ def test_check_redacts_secrets_and_reports_redis(redis_url: str) -> None:
     assert SECRET not in result.stdout and "xoxb-1" not in result.stdout
     assert "SLACK_SIGNING_SECRET" in result.stdout and "<set>" in result.stdout
     assert "platforms on: slack" in result.stdout and "redis: ok" in result.stdout
+
+
+def test_check_says_what_dev_would_run_on_development_secrets(redis_url: str) -> None:
+    result = _gateway("check", env=_environ(REDIS_URL=redis_url, GITHUB_WEBHOOK_SECRET=SECRET))
+    assert result.returncode == 0, result.stderr
+    assert "platforms on: github" in result.stdout
+    assert "gateway dev would also run slack, stripe on its public development secrets" in result.stdout
+    assert "agent: triage (loads)" in result.stdout
+
+
+def test_check_serve_fails_where_serve_would_refuse_to_start(redis_url: str) -> None:
+    result = _gateway("check", "--serve", env=_environ(REDIS_URL=redis_url))
+    assert result.returncode == 2 and result.stderr.startswith("error: SLACK_SIGNING_SECRET:")
+    ok = _gateway("check", "--serve", env=_environ(REDIS_URL=redis_url, STRIPE_WEBHOOK_SECRET="whsec_x"))
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_check_refuses_an_agent_the_worker_would_refuse(redis_url: str) -> None:
+    result = _gateway("check", env=_environ(REDIS_URL=redis_url, GATEWAY_AGENT="no_such_module:agent"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: GATEWAY_AGENT:") and "no_such_module" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "dev"])
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_an_out_of_range_port_exits_2_before_anything_starts(command: str, port: str) -> None:
+    result = _gateway(command, "--port", port, env=_environ(SLACK_SIGNING_SECRET=SECRET))
+    assert result.returncode == 2, result.stderr
+    assert "--port" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_check_exits_1_when_redis_does_not_answer() -> None:
@@ -128,3 +159,37 @@ def test_every_delivery_line_is_on_stderr_when_serve_stops_on_sigterm(redis_url:
     deliveries = [line["delivery_id"] for line in lines if line["logger"] == "gateway.delivery"]
     assert deliveries == [f"EvStop{number}" for number in range(20)]
     assert lines[-1]["message"].startswith("Finished server process")
+
+
+def test_commands_read_the_env_file_and_the_environment_wins(tmp_path: Path, redis_url: str) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "# written by gateway setup\n"
+        f"REDIS_URL={redis_url}\n"
+        "GITHUB_WEBHOOK_SECRET='from-the-file'\n"
+        'STRIPE_WEBHOOK_SECRET="whsec_$NOT_EXPANDED"\n'
+        "GATEWAY_QUEUE=from-the-file\n"
+    )
+    env = {**_environ(GATEWAY_QUEUE="from-the-environment"), "GATEWAY_ENV_FILE": str(env_file)}
+    result = _gateway("check", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "platforms on: github, stripe" in result.stdout and "redis: ok" in result.stdout
+    assert re.search(r"^GATEWAY_QUEUE\s+from-the-environment$", result.stdout, re.MULTILINE)
+    assert f"read REDIS_URL, GITHUB_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET from {env_file}" in result.stderr
+    assert "from-the-file" not in result.stdout + result.stderr  # a secret, and the overridden queue
+
+
+def test_env_file_values_are_literal(tmp_path: Path) -> None:
+    from gateway.config import load_env_file
+
+    (tmp_path / "settings").write_text('A="x$HOME"\nexport B=2\nC\n')
+    environ = {"GATEWAY_ENV_FILE": str(tmp_path / "settings"), "B": "env"}
+    path, names = load_env_file(environ)
+    assert names == ["A"] and environ["A"] == "x$HOME" and environ["B"] == "env" and "C" not in environ
+
+
+def test_a_missing_env_file_sets_nothing(tmp_path: Path) -> None:
+    from gateway.config import load_env_file
+
+    environ = {"GATEWAY_ENV_FILE": str(tmp_path / "absent")}
+    assert load_env_file(environ)[1] == [] and set(environ) == {"GATEWAY_ENV_FILE"}

@@ -63,15 +63,18 @@ class Dev:
 
 def _environ(**values: str) -> dict[str, str]:
     drop = ("SLACK_", "GITHUB_", "STRIPE_", "GATEWAY_", "LLM_", "REDIS_URL")
-    return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **values}
+    kept = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    return {**kept, "GATEWAY_ENV_FILE": os.devnull, **values}
 
 
-def _start(tmp_path: Path, env: dict[str, str], *, port: int | None = None) -> Dev:
+def _start(
+    tmp_path: Path, env: dict[str, str], *, port: int | None = None, extra: list[str] | None = None
+) -> Dev:
     port = port or free_port()
     out, err = tmp_path / "dev.out", tmp_path / "dev.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "dev", "--port", str(port)],
+            [sys.executable, "-m", "gateway.cli", "dev", "--port", str(port), *(extra or [])],
             env=env,
             cwd=ROOT,
             stdout=stdout,
@@ -177,6 +180,16 @@ def test_dev_runs_a_delivery_end_to_end_and_ctrl_c_stops_every_child(dev: Dev, s
     assert slack.calls(path="/chat.*"), "the worker replied through the Slack API"
     connection.close()
 
+    # The banner names the console, its token and the REDIS_URL other commands need; the token works.
+    token = re.search(r"sign in with the token (\S+)\)", banner)
+    assert token and f"http://127.0.0.1:{dev.port}/console" in banner
+    assert f"export REDIS_URL=redis://127.0.0.1:{dev.redis_port()}/0" in banner
+    api = httpx.get(
+        f"http://127.0.0.1:{dev.port}/api/runs/slack-EvDev0001",
+        headers={"Authorization": f"Bearer {token[1]}"},
+    )
+    assert api.status_code == 200 and api.json()["status"] == "succeeded"
+
     redis_port = dev.redis_port()
     assert dev.stop(signal.SIGINT) == 0
     assert not [name for name, pid in pids.items() if _is_alive(pid)]
@@ -220,3 +233,47 @@ def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     running = _start(tmp_path, _environ(GATEWAY_DEDUPE_TTL="5"))
     assert running.process.wait(timeout=30) == 2
     assert "error: GATEWAY_DEDUPE_TTL:" in running.stderr and running.pids() == {}
+
+
+def test_dev_socket_without_an_app_token_exits_2_naming_it(tmp_path: Path) -> None:
+    running = _start(tmp_path, _environ(), extra=["--socket"])
+    assert running.process.wait(timeout=30) == 2
+    assert "error: SLACK_APP_TOKEN: is not set" in running.stderr and running.pids() == {}
+
+
+def test_the_readmes_socket_mode_steps_get_a_mention_answered_without_a_public_url(
+    tmp_path: Path, slack: SlackFake
+) -> None:
+    """README "Slack app", Socket Mode: .env holds the app and bot tokens, scripts/dev --socket runs."""
+    from tests.fakes.socket_mode import DEFAULT_APP_TOKEN, SocketModeFake
+
+    with SocketModeFake() as socket_mode:
+        slack.socket_mode = socket_mode
+        env_file = tmp_path / ".env"
+        env_file.write_text(f"SLACK_APP_TOKEN={DEFAULT_APP_TOKEN}\nSLACK_BOT_TOKEN={slack.token}\n")
+        env = {**_environ(SLACK_API_URL=slack.base_url), "GATEWAY_ENV_FILE": str(env_file)}
+        running = _start(tmp_path, env, extra=["--socket"])
+        try:
+            _wait_ready(running)
+            assert set(running.pids()) == {"redis", "web", "worker", "socket"}
+            event = {
+                "type": "app_mention",
+                "user": "U1",
+                "text": "<@U0FAKEBOT> help",
+                "channel": "C9",
+                "ts": "1.5",
+            }
+            body = {"type": "event_callback", "event_id": "EvDevSock1", "team_id": "T0FAKE", "event": event}
+            envelope_id = socket_mode.send("events_api", body, timeout=30)
+            socket_mode.wait_acked(envelope_id, timeout=30)
+            slack.wait_for("POST", "/chat.update", timeout=60)  # the placeholder, replaced by the answer
+            (answer,) = [m for m in slack.messages("C9") if m.get("thread_ts") == "1.5"]
+            assert "Working on it" not in answer["text"]
+            assert running.stop() == 0
+        finally:
+            if running.process.poll() is None:
+                running.process.kill()
+            for pid in running.pids().values():
+                if _is_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+        assert socket_mode.violations == []

@@ -57,7 +57,13 @@ SLACK_KEYS = {
 }
 SLASH_COMMAND_KEYS = {"command", "url", "description", "usage_hint", "should_escape"}
 # The bot scope each subscribed event or feature needs.
-SLACK_EVENT_SCOPES = {"app_mention": "app_mentions:read", "message.im": "im:history"}
+# Slack's event reference: the scope each event needs ("app events" such as app_uninstalled need none).
+SLACK_EVENT_SCOPES = {
+    "app_mention": "app_mentions:read",
+    "message.im": "im:history",
+    "app_uninstalled": None,
+    "tokens_revoked": None,
+}
 # GitHub: the App permissions under which each webhook event can be subscribed to.
 GITHUB_EVENT_PERMISSIONS = {
     "issues": {"issues"},
@@ -130,8 +136,8 @@ def test_slack_manifest_has_the_required_fields_and_no_unknown_ones(slack: dict[
 def test_slack_manifest_subscribes_mentions_and_dms_with_the_scopes_they_need(slack: dict[str, Any]) -> None:
     events = slack["settings"]["event_subscriptions"]["bot_events"]
     scopes = set(slack["oauth_config"]["scopes"]["bot"])
-    assert set(events) == {"app_mention", "message.im"}
-    assert {SLACK_EVENT_SCOPES[event] for event in events} <= scopes
+    assert set(events) == {"app_mention", "message.im", "app_uninstalled", "tokens_revoked"}
+    assert {SLACK_EVENT_SCOPES[event] for event in events} - {None} <= scopes
     assert {"chat:write", "commands"} <= scopes  # replies, the slash command
     assert slack["features"]["app_home"]["messages_tab_enabled"] is True
     assert slack["features"]["app_home"]["messages_tab_read_only_enabled"] is False
@@ -143,15 +149,37 @@ def test_slack_manifest_has_a_slash_command_and_interactivity(slack: dict[str, A
     assert command["command"].startswith("/") and 2 <= len(command["command"]) <= 32
     assert 1 <= len(command["description"]) <= 2000
     assert slack["settings"]["interactivity"]["is_enabled"] is True
-    # Socket mode would replace every request URL; org-wide deploy needs an Enterprise Grid.
+    # Socket Mode replaces every request URL (--socket); org-wide deploy needs an Enterprise Grid.
     assert slack["settings"]["socket_mode_enabled"] is False
     assert slack["settings"]["org_deploy_enabled"] is False
 
 
 def test_every_slack_url_is_the_gateways_slack_route(slack: dict[str, Any]) -> None:
     urls = [s for s in _strings(slack) if s.startswith(("http://", "https://"))]
-    assert len(urls) == 3  # events, interactivity, slash command
-    assert set(urls) == {f"{BASE}/webhooks/slack"}
+    assert len(urls) == 4  # events, interactivity, slash command; the OAuth redirect
+    assert set(urls) == {f"{BASE}/webhooks/slack", f"{BASE}/slack/oauth_redirect"}
+    assert slack["oauth_config"]["redirect_urls"] == [f"{BASE}/slack/oauth_redirect"]
+
+
+def test_the_steps_say_to_set_the_secret_restart_and_press_retry() -> None:
+    steps = _manifest("slack", "--url", BASE).stderr
+    secret, restart, retry = (steps.index(word) for word in ("SLACK_SIGNING_SECRET", "restart", "Retry"))
+    assert "not verified" in steps and secret < restart < retry
+
+
+@pytest.mark.parametrize("extra", [[], ["--url", BASE]])
+def test_a_socket_mode_manifest_names_no_request_url(extra: list[str]) -> None:
+    result = _manifest("slack", "--socket", *extra)
+    assert result.returncode == 0, result.stderr
+    manifest = yaml.safe_load(result.stdout)
+    for path, section in _sections(manifest):
+        assert set(section) <= SLACK_KEYS[path], path
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    urls = [s for s in _strings(manifest) if s.startswith(("http://", "https://"))]
+    assert urls == ([f"{BASE}/slack/oauth_redirect"] if extra else [])
+    assert manifest["settings"]["interactivity"] == {"is_enabled": True}
+    assert "connections:write" in result.stderr and "SLACK_APP_TOKEN" in result.stderr
+    assert "gateway dev --socket" in result.stderr and "SLACK_SIGNING_SECRET" not in result.stderr
 
 
 def test_github_manifest_has_the_fields_the_manifest_flow_requires(github: dict[str, Any]) -> None:
@@ -242,6 +270,8 @@ def test_the_manifests_urls_reach_the_gateways_routes(
         ["slack", "--url", BASE, "--name", "x" * 36],
         ["stripe", "--url", BASE],
         ["github"],
+        ["slack"],
+        ["github", "--url", BASE, "--socket"],
     ],
 )
 def test_bad_arguments_exit_2(args: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def _environ(**values: str) -> dict[str, str]:
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_", "STRIPE_", "GATEWAY_"))
     }
-    return {**base, **values}
+    return {**base, "GATEWAY_ENV_FILE": os.devnull, **values}
 
 
 def _replay(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -78,11 +79,14 @@ def test_replaying_the_fixtures_folder_queues_every_expected_job(served: str, re
     lines = result.stdout.splitlines()
     assert len(lines) == len(recordings)
     for line, recording in zip(lines, recordings, strict=True):
-        assert f" 200 {recording.platform}/{recording.name} " in line, line
+        assert re.search(
+            rf" 200 {recording.platform}/{recording.name}( job [\w-]+)? \d+ms (queued|duplicate|handshake)",
+            line,
+        )
     expected = {r.expect["job_id"] for r in recordings if r.expect and r.expect["job_id"]}
     assert set(_queued(redis_url)) == expected
     total = len(recordings)
-    assert f"replay: {total} sent, {total} answered 2xx, 0 did not" in result.stderr
+    assert f"replay: {total} sent, {total} answered 2xx, 0 did not (" in result.stderr
 
 
 def test_repeat_sends_copies_that_the_gateway_acknowledges_but_queues_once(
@@ -90,8 +94,10 @@ def test_repeat_sends_copies_that_the_gateway_acknowledges_but_queues_once(
 ) -> None:
     result = _replay(str(FIXTURES / "slack/app_mention.body"), "--url", served, "--repeat", "3")
     assert result.returncode == 0, result.stderr
-    assert [line.split()[1] for line in result.stdout.splitlines()] == ["200", "200", "200"]
+    outcomes = [(line.split()[1], line.split()[-1]) for line in result.stdout.splitlines()]
+    assert outcomes == [("200", "queued"), ("200", "duplicate"), ("200", "duplicate")]
     assert "(copy 3/3)" in result.stdout
+    assert "(2 duplicate, 1 queued)" in result.stderr
     assert _queued(redis_url) == ["slack-Ev0001AM0001"]
 
 
@@ -113,11 +119,14 @@ def test_new_ids_make_each_replay_new_work(served: str, redis_url: str, name: st
     assert _replay(path, "--url", served).returncode == 0
     original = load(FIXTURES / f"{name}.body").expect
     assert original is not None and _queued(redis_url) == [original["job_id"]]
+    printed: list[str] = []
     for _ in range(2):
         result = _replay(path, "--url", served, "--new-ids", "--repeat", "2")
         assert result.returncode == 0, result.stdout + result.stderr
+        printed += [line.split(" job ", 1)[1].split()[0] for line in result.stdout.splitlines()]
     queued = _queued(redis_url)
     assert len(queued) == 3 and len(set(queued)) == 3, queued
+    assert printed[0::2] == printed[1::2] and set(printed) == set(queued[1:])  # each line names its job
     assert all(job_id.startswith(f"{name.split('/')[0]}-") for job_id in queued)
 
 

@@ -7,6 +7,7 @@ import signal
 import pytest
 import redis
 
+from handlers.state import runs
 from tests.handlers import support
 from tests.handlers.support import FAST, WorkerProcess, agent_log, enqueue, slack_envelope, wait_until
 
@@ -63,6 +64,10 @@ def test_waiting_events_do_not_hold_concurrency_slots(redis_url: str, redis_clie
         "A2",
         "A3",
     ]
+    for job_id in ("slack-A1", "slack-A2", "slack-A3"):  # each waited for A0, then ran
+        record = runs.get_run(redis_client, job_id)
+        assert record is not None and record["status"] == "succeeded", record
+        assert "earlier event" not in record.get("note", ""), record
 
 
 def test_history_is_per_session_and_only_written_on_success(

@@ -6,6 +6,15 @@ This module is the ``Platform`` the registry holds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: gateway.config imports the platforms
+    from redis.asyncio import Redis
+    from starlette.routing import BaseRoute
+
+    from gateway.config import Settings
+
 from gateway.platforms.github import manifest
 from gateway.platforms.github.inbound import (
     SECRET_VARIABLE,
@@ -36,6 +45,7 @@ __all__ = [
     "signature_headers",
     "variables",
     "verify",
+    "web_routes",
 ]
 
 name = "github"
@@ -49,3 +59,8 @@ variables = {
     SECRET_VARIABLE: "GitHub webhook secret(s), comma-separated; turns the GitHub route on",
     "GITHUB_MAX_BODY": "largest GitHub body accepted, in bytes (default 25 MiB, GitHub's own cap)",
 }
+
+
+def web_routes(settings: Settings, redis: Callable[[], Redis]) -> list[BaseRoute]:
+    """None: everything Github sends comes to the webhook."""
+    return []

@@ -10,6 +10,7 @@ import html
 import json
 from typing import Any
 
+from gateway.errors import UsageError
 from gateway.types import ManifestOptions
 
 __all__ = [
@@ -41,7 +42,11 @@ GITHUB_PERMISSIONS = {
 
 
 def check(options: ManifestOptions) -> None:
-    """Every option GitHub's manifest takes is valid as given."""
+    """GitHub posts every webhook to a URL: ``--url`` is required, ``--socket`` is Slack's."""
+    if not options.url:
+        raise UsageError("--url is required: GitHub delivers webhooks to PUBLIC_URL/webhooks/github")
+    if options.socket:
+        raise UsageError("--socket is Slack's (GitHub has no socket mode)")
 
 
 def render(base: str, options: ManifestOptions) -> str:

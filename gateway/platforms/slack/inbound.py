@@ -29,8 +29,10 @@ from gateway.types import Delivery, Handshake, Headers
 __all__ = [
     "SECRET_VARIABLE",
     "SIGNATURE_HEADERS",
+    "SOCKET_ENVELOPE_TYPES",
     "log_fields",
     "parse",
+    "parse_socket_envelope",
     "plain_headers",
     "probe",
     "renew_delivery_id",
@@ -40,6 +42,9 @@ __all__ = [
 
 SECRET_VARIABLE = "SLACK_SIGNING_SECRET"  # noqa: S105 - the name of a setting
 SIGNATURE_HEADERS = frozenset({"x-slack-signature", "x-slack-request-timestamp"})
+
+SOCKET_ENVELOPE_TYPES = frozenset({"events_api", "slash_commands", "interactive"})
+"""Socket Mode envelope types that carry a delivery (https://api.slack.com/apis/socket-mode)."""
 
 _HINT = SECRET_VARIABLE
 _DIGITS = re.compile(r"[0-9]{1,12}")
@@ -103,6 +108,27 @@ def parse(body: bytes, headers: Headers) -> Delivery | Handshake:
             return _interactive(parse_json_object(form["payload"], what="payload field"), meta)
         return _command(form, meta)
     return _event(parse_json_object(body), meta)
+
+
+def parse_socket_envelope(
+    envelope_type: str, payload: Any, *, retry_attempt: int | None, retry_reason: str | None
+) -> Delivery | Handshake:
+    """A Socket Mode envelope as the same delivery its HTTP twin would be.
+
+    Socket Mode carries the body HTTP would (an Events API ``event_callback``, a slash command's
+    fields, an interactivity payload), already parsed, so the ids, event names and ``meta`` are
+    the HTTP path's. ``retry_attempt`` 0 is a first delivery, as HTTP's absent retry header is.
+    """
+    if not isinstance(payload, dict):
+        raise MalformedPayload(f"{envelope_type} envelope has no payload object")
+    meta: dict[str, Any] = {"retry_num": retry_attempt or None, "retry_reason": retry_reason or None}
+    if envelope_type == "events_api":
+        return _event(payload, meta)
+    if envelope_type == "slash_commands":
+        return _command({str(key): str(value) for key, value in payload.items()}, meta)
+    if envelope_type == "interactive":
+        return _interactive(payload, meta)
+    raise MalformedPayload(f"unsupported Socket Mode envelope type {envelope_type!r}")
 
 
 def log_fields(headers: Headers) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Slack's app manifest (YAML) for ``gateway manifest slack``: a bot that answers mentions, direct
-messages, a slash command and buttons, every URL pointing at ``<PUBLIC_URL>/webhooks/slack``.
+messages, a slash command and buttons, every URL pointing at ``<PUBLIC_URL>/webhooks/slack``; with
+``--socket``, no request URL at all (Socket Mode: ``gateway socket`` opens the connection).
 
 Paste it at https://api.slack.com/apps -> Create New App -> From a manifest.
 Schema: https://api.slack.com/reference/manifests
@@ -15,6 +16,7 @@ from gateway.errors import UsageError
 from gateway.types import ManifestOptions
 
 __all__ = [
+    "OAUTH_REDIRECT_PATH",
     "SLACK_BOT_EVENTS",
     "SLACK_BOT_SCOPES",
     "check",
@@ -24,7 +26,14 @@ __all__ = [
     "to_yaml",
 ]
 
-SLACK_BOT_EVENTS = ("app_mention", "message.im")
+SLACK_BOT_EVENTS = (
+    "app_mention",
+    "message.im",
+    # App events (no scope): the workspace removed the app or its tokens; its installation goes.
+    "app_uninstalled",
+    "tokens_revoked",
+)
+OAUTH_REDIRECT_PATH = "/slack/oauth_redirect"
 SLACK_BOT_SCOPES = (
     "app_mentions:read",  # app_mention events
     "channels:history",  # read the thread the bot was mentioned in (public channels)
@@ -41,7 +50,10 @@ _YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "n
 
 
 def check(options: ManifestOptions) -> None:
-    """Slack's manifest schema: a slash command is ``/`` plus 1-31 characters, without spaces."""
+    """Slack's manifest schema: a slash command is ``/`` plus 1-31 characters, without spaces;
+    without Socket Mode the request URLs need ``--url``."""
+    if not options.url and not options.socket:
+        raise UsageError("--url is required (or --socket: Socket Mode needs no public URL)")
     command = options.command
     if not (command.startswith("/") and 2 <= len(command) <= 32 and " " not in command):
         raise UsageError(f"--command must be / and up to 31 more characters, got {command!r}")
@@ -49,17 +61,32 @@ def check(options: ManifestOptions) -> None:
 
 def render(base: str, options: ManifestOptions) -> str:
     """The manifest as YAML."""
-    return to_yaml(slack_manifest(base, name=options.name, command=options.command))
+    return to_yaml(slack_manifest(base, name=options.name, command=options.command, socket=options.socket))
 
 
 def instructions(base: str, options: ManifestOptions) -> str:
     """The registration steps, for stderr."""
-    return _instructions(base)
+    return _socket_instructions(base) if options.socket else _instructions(base)
 
 
-def slack_manifest(base: str, *, name: str, command: str) -> dict[str, Any]:
-    """A Slack app manifest (schema version 1): bot user, DMs, mentions, one slash command, buttons."""
-    endpoint = f"{base}/webhooks/slack"
+def slack_manifest(base: str, *, name: str, command: str, socket: bool = False) -> dict[str, Any]:
+    """A Slack app manifest (schema version 1): bot user, DMs, mentions, one slash command, buttons.
+
+    With ``socket`` no request URL is named (Slack delivers over Socket Mode); with a ``base``
+    the OAuth redirect URL is, for installs into more workspaces (``/slack/install``).
+    """
+    manifest = _manifest(f"{base}/webhooks/slack", name=name, command=command)
+    if socket:
+        manifest["settings"]["socket_mode_enabled"] = True
+        del manifest["settings"]["event_subscriptions"]["request_url"]
+        del manifest["settings"]["interactivity"]["request_url"]
+        del manifest["features"]["slash_commands"][0]["url"]
+    if base:
+        manifest["oauth_config"]["redirect_urls"] = [base + OAUTH_REDIRECT_PATH]
+    return manifest
+
+
+def _manifest(endpoint: str, *, name: str, command: str) -> dict[str, Any]:
     return {
         "_metadata": {"major_version": 1, "minor_version": 1},
         "display_information": {
@@ -146,10 +173,29 @@ def _json(value: Any) -> str:
 
 def _instructions(base: str) -> str:
     return f"""
-Register the Slack app (every URL above is {base}/webhooks/slack):
+Register the Slack app (every request URL above is {base}/webhooks/slack):
   1. https://api.slack.com/apps -> Create New App -> From a manifest -> pick the workspace,
      paste this YAML (save it with: gateway manifest slack --url {base} > slack-manifest.yaml).
-  2. The gateway must already be running there: Slack checks the URL with url_verification.
-  3. Basic Information -> App Credentials -> Signing Secret: set SLACK_SIGNING_SECRET.
-  4. Install App -> Install to Workspace -> Bot User OAuth Token (xoxb-...): set SLACK_BOT_TOKEN.
+     Slack checks the request URL at once and shows it as not verified: the gateway does not
+     know the app's signing secret yet, so it refuses Slack's check (401). That is expected.
+  2. Basic Information -> App Credentials -> Signing Secret: put it in .env as
+     SLACK_SIGNING_SECRET=..., then restart the gateway (gateway dev or gateway serve).
+  3. Event Subscriptions -> Request URL -> Retry: it turns Verified. Save Changes.
+  4. Install App -> Install to Workspace -> Bot User OAuth Token (xoxb-...): put it in .env as
+     SLACK_BOT_TOKEN=..., and restart the worker.
+  5. Invite the bot to a channel (/invite @bot) and mention it, or send it a direct message.
+No public URL? gateway manifest slack --socket: Slack then delivers over Socket Mode."""
+
+
+def _socket_instructions(base: str) -> str:
+    again = f" --url {base}" if base else ""
+    return f"""
+Register the Slack app (Socket Mode: no request URL, no tunnel, no signing secret):
+  1. https://api.slack.com/apps -> Create New App -> From a manifest -> pick the workspace,
+     paste this YAML (save it with: gateway manifest slack --socket{again} > slack-manifest.yaml).
+  2. Basic Information -> App-Level Tokens -> Generate Token and Scopes: any name, scope
+     connections:write -> Generate. Put the token in .env as SLACK_APP_TOKEN=xapp-...
+  3. Install App -> Install to Workspace -> Bot User OAuth Token: put it in .env as
+     SLACK_BOT_TOKEN=xoxb-...
+  4. gateway dev --socket (or, deployed: gateway socket beside gateway worker).
   5. Invite the bot to a channel (/invite @bot) and mention it, or send it a direct message."""

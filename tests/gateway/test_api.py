@@ -1,0 +1,186 @@
+"""The runs API through the real app and a real Redis: who may call it, the list, records, new runs,
+and the deliveries the ingress saw. Run state is written the way workers write it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.config import Settings
+from handlers.state import runs
+from tests.e2e.support import API, API_TOKEN, Ingress, ingress, recording, with_json
+
+
+@pytest.fixture
+def gateway(redis_url: str) -> Iterator[Ingress]:
+    with ingress(redis_url, api=True) as app:
+        yield app
+
+
+def _mention(gateway: Ingress, event_id: str) -> str:
+    rec = recording("slack", "app_mention")
+    assert gateway.post_recording(rec, body=with_json(rec.body, event_id=event_id)) == 200
+    return f"slack-{event_id}"
+
+
+def _write(connection: redis.Redis, job_id: str, **fields: object) -> None:
+    with connection.pipeline() as pipe:
+        runs.write(pipe, job_id, **fields)
+        pipe.execute()
+
+
+def test_the_api_is_off_without_a_token(redis_url: str) -> None:
+    settings = Settings.from_environ({"REDIS_URL": redis_url, "SLACK_SIGNING_SECRET": "s"})
+    with TestClient(create_app(settings)) as client:
+        for path in ("/api/runs", "/api/runs/slack-Ev1", "/api/deliveries", "/console"):
+            response = client.get(path, headers=API)
+            assert response.status_code == 404 and "GATEWAY_API_TOKEN" in response.json()["detail"]
+        assert client.post("/api/runs", json={"text": "hi"}, headers=API).status_code == 404
+
+
+def test_callers_need_a_bearer_token_of_the_setting(gateway: Ingress) -> None:
+    client = gateway.client
+    assert client.get("/api/runs").status_code == 401
+    assert client.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/api/runs", headers={"Authorization": f"Basic {API_TOKEN}"}).status_code == 401
+    assert client.get("/api/runs", headers=API).status_code == 200
+
+
+def test_a_token_in_the_query_string_is_refused_even_beside_a_good_header(gateway: Ingress) -> None:
+    for query in (f"token={API_TOKEN}", f"access_token={API_TOKEN}", f"q={API_TOKEN}", "api_key=x"):
+        response = gateway.client.get(f"/api/runs?{query}", headers=API)
+        assert response.status_code == 401, query
+        assert API_TOKEN not in response.text
+
+
+def test_every_value_of_the_setting_is_accepted_for_rotation(redis_url: str) -> None:
+    environ = {
+        "REDIS_URL": redis_url,
+        "SLACK_SIGNING_SECRET": "s",
+        "GATEWAY_API_TOKEN": "old-token, new-token",
+    }
+    with TestClient(create_app(Settings.from_environ(environ))) as client:
+        for token in ("old-token", "new-token"):
+            assert client.get("/api/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_runs_are_listed_newest_first_a_page_at_a_time(gateway: Ingress) -> None:
+    ids = [_mention(gateway, f"Ev0PAGE{i:04d}") for i in range(7)]
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        query = "/api/runs?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = gateway.client.get(query, headers=API).json()
+        seen += [run["run_id"] for run in page["runs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+
+
+def test_runs_can_be_filtered_by_status_and_platform(gateway: Ingress) -> None:
+    first, second = _mention(gateway, "Ev0FILTER1"), _mention(gateway, "Ev0FILTER2")
+    _write(gateway.connection, first, status="failed", platform="slack", error="boom")
+    failed = gateway.client.get("/api/runs?status=failed", headers=API).json()["runs"]
+    assert [run["run_id"] for run in failed] == [first] and failed[0]["error"] == "boom"
+    queued = gateway.client.get("/api/runs?status=queued&platform=slack", headers=API).json()["runs"]
+    assert [run["run_id"] for run in queued] == [second]
+    assert gateway.client.get("/api/runs?platform=github", headers=API).json()["runs"] == []
+    assert gateway.client.get("/api/runs?status=lost", headers=API).status_code == 400
+    assert gateway.client.get("/api/runs?limit=0", headers=API).status_code == 400
+
+
+def test_a_run_record_has_the_documented_fields_and_an_unknown_one_is_404(gateway: Ingress) -> None:
+    job_id = _mention(gateway, "Ev0RECORD1")
+    queued = gateway.client.get(f"/api/runs/{job_id}", headers=API).json()
+    assert queued["status"] == "queued" and queued["platform"] == "slack" and queued["created_at"]
+    _write(gateway.connection, job_id, status="succeeded", platform="slack", event="app_mention", reply="hi")
+    record = gateway.client.get(f"/api/runs/{job_id}", headers=API).json()
+    fields = {"run_id", "platform", "event", "status", "session", "attempts", "created_at", "started_at"}
+    assert fields | {"ended_at", "progress", "reply", "error"} <= set(record)
+    assert (record["run_id"], record["status"], record["reply"]) == (job_id, "succeeded", "hi")
+    missing = gateway.client.get("/api/runs/slack-Ev0NOPE", headers=API)
+    assert missing.status_code == 404 and missing.json()["detail"] == "no run slack-Ev0NOPE"
+
+
+def test_an_api_run_is_queued_once_per_idempotency_key(gateway: Ingress) -> None:
+    headers = {**API, "Idempotency-Key": "order-42"}
+    first = gateway.client.post(
+        "/api/runs", json={"text": "summarise", "session_id": "web-1"}, headers=headers
+    )
+    again = gateway.client.post(
+        "/api/runs", json={"text": "summarise", "session_id": "web-1"}, headers=headers
+    )
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert first.json() == {"run_id": "api-order-42", "duplicate": False}
+    assert again.json() == {"run_id": "api-order-42", "duplicate": True}
+    envelope = gateway.envelope("api-order-42")
+    assert envelope["platform"] == "api" and envelope["payload"] == {
+        "text": "summarise",
+        "session_id": "web-1",
+    }
+    assert gateway.connection.llen("rq:queue:gateway") == 1
+    fresh = gateway.client.post("/api/runs", json={"text": "again"}, headers=API).json()
+    assert fresh["run_id"].startswith("api-") and fresh["run_id"] != "api-order-42"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1]", b'{"text": ""}', b'{"text": 3}', b'{"text": "x", "session_id": ""}'],
+)
+def test_a_bad_run_request_is_refused_and_queues_nothing(gateway: Ingress, body: bytes) -> None:
+    response = gateway.client.post(
+        "/api/runs", content=body, headers={**API, "content-type": "application/json"}
+    )
+    assert response.status_code == 400 and response.json()["error"] == "bad request"
+    assert gateway.connection.llen("rq:queue:gateway") == 0
+
+
+def test_deliveries_list_what_the_ingress_saw_refusals_included(gateway: Ingress) -> None:
+    _mention(gateway, "Ev0SEEN0001")
+    forged = gateway.client.post("/webhooks/slack", content=b"{}", headers={"X-Slack-Signature": "v0=00"})
+    assert forged.status_code == 401
+    found: list[dict[str, object]] = []
+    for _ in range(50):  # the log is written after the answers, on the app's loop
+        found = gateway.client.get("/api/deliveries", headers=API).json()["deliveries"]
+        if len(found) == 2:
+            break
+        time.sleep(0.02)
+    rejected, queued = found
+    assert (queued["outcome"], queued["job_id"], queued["event"]) == (
+        "queued",
+        "slack-Ev0SEEN0001",
+        "app_mention",
+    )
+    assert (
+        rejected["outcome"] == "rejected"
+        and rejected["status"] == 401
+        and "X-Slack" in str(rejected["reason"])
+    )
+    only = gateway.client.get("/api/deliveries?outcome=rejected", headers=API).json()["deliveries"]
+    assert [line["outcome"] for line in only] == ["rejected"]
+    assert "v0=00" not in gateway.client.get("/api/deliveries", headers=API).text
+
+
+def test_cancel_asks_the_workers_and_refuses_an_ended_run(gateway: Ingress) -> None:
+    job_id = _mention(gateway, "Ev0CANCEL1")
+    pubsub = gateway.connection.pubsub()
+    pubsub.subscribe("gateway:cancel")
+    assert gateway.client.post(f"/api/runs/{job_id}/cancel", headers=API).status_code == 202
+    assert gateway.connection.get(f"gateway:cancel:{job_id}") is not None
+    messages = [pubsub.get_message(timeout=1) for _ in range(2)]
+    assert any(m and m["data"] == job_id.encode() for m in messages)
+    _write(gateway.connection, job_id, status="succeeded")
+    assert gateway.client.post(f"/api/runs/{job_id}/cancel", headers=API).status_code == 409
+    assert gateway.client.post("/api/runs/slack-Ev0NONE/cancel", headers=API).status_code == 404
+
+
+def test_retry_is_only_for_failed_runs(gateway: Ingress) -> None:
+    job_id = _mention(gateway, "Ev0RETRY01")
+    response = gateway.client.post(f"/api/runs/{job_id}/retry", headers=API)
+    assert response.status_code == 409 and "queued" in response.json()["detail"]
