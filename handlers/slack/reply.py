@@ -196,7 +196,10 @@ async def _respond(
         await call(respond, target.response_url, {**body, "response_type": "in_channel"},
                    deadline=_late(run), idempotent=False)  # fmt: skip
 
-    await _with_blocks_or_text(answer, send)
+    try:
+        await _with_blocks_or_text(answer, send)
+    except PermanentError as exc:  # expired or used up after all (Slack's clock, not ours)
+        return await _post_instead(event, target, answer, run, f"Slack refused its response_url ({exc})")
     await marker.note(slack_responded=1)
 
 

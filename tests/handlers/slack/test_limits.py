@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis
+from slack_sdk.webhook import WebhookClient
 
 from gateway.types import Envelope
 from handlers.slack import handle
@@ -184,3 +185,17 @@ def test_a_fresh_response_url_is_used_and_its_use_counted(
     (response,) = slack.responses("R9")
     assert "done" in response["text"]
     assert redis_client.hget(f"gateway:reply:{RUN_ID}", "slack_response_uses") == b"1"
+
+
+def test_a_response_url_slack_refuses_after_all_gives_way_to_the_channel(
+    slack: SlackFake, gateway: Ingress
+) -> None:
+    """Our count says it is usable, Slack says it is used up: the answer goes in the channel."""
+    envelope = _slash_command(gateway, slack, minutes_ago=1)
+    for n in range(5):
+        assert WebhookClient(slack.response_url("R9")).send_dict({"text": str(n)}).status_code == 200
+    slack.fail_next("POST", "/chat.postMessage", 200, body={"ok": False, "error": "not_in_channel"})
+    asyncio.run(handle(envelope))
+    assert [c.status for c in slack.calls("POST", "/response/*")][-1] == 404
+    (answer,) = slack.messages(CHANNEL)
+    assert "done" in answer["text"]
