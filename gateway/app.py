@@ -29,6 +29,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway import logs, runs
+from gateway.alerts import WebAlerts
 from gateway.api import Api
 from gateway.auth import ApiAuth
 from gateway.config import Settings
@@ -40,6 +41,7 @@ from gateway.errors import (
     Conflict,
     Forbidden,
     GatewayError,
+    InvalidSignature,
     MalformedPayload,
     NotAuthorized,
     NotFound,
@@ -47,6 +49,8 @@ from gateway.errors import (
     Unauthenticated,
     UnknownPlatform,
 )
+from gateway.health import Figures, read_figures
+from gateway.metrics import MetricsRoute, count_delivery, refusal_outcome
 from gateway.platforms import PLATFORMS
 from gateway.queue import REDIS_TIMEOUT, Enqueuer, envelope_for, to_job_id
 from gateway.stream import StreamHub
@@ -107,10 +111,14 @@ class GatewayApp:
             enqueuer=lambda: gateway.enqueuer,
             hub=lambda: gateway.hub,
         )
+        metrics = MetricsRoute(
+            settings.metrics, queue_name=settings.queue_name, redis=self._redis, clock=gateway.clock
+        )
         self._starlette = Starlette(
             routes=[
                 Route("/webhooks/{platform}", gateway, methods=["POST"]),
                 Route("/health", gateway.health, methods=["GET"]),
+                Route("/metrics", metrics.endpoint, methods=["GET"]),
                 *api.routes(),
                 *Console(auth, gateway.reader).routes(),
                 *own,
@@ -161,6 +169,7 @@ class _Gateway:
         )
         self._enqueuer: Enqueuer | None = None
         self._deliveries: DeliveryLog | None = None
+        self._alerts: WebAlerts | None = None
         self._hub: StreamHub | None = None
 
     @asynccontextmanager
@@ -174,6 +183,7 @@ class _Gateway:
             run_retention=s.run_retention,
         )
         self._deliveries = DeliveryLog(self._enqueuer.redis)
+        self._alerts = WebAlerts(self._enqueuer.redis, clock=time.monotonic)
         # The hub's blocking read holds a connection of its own.
         hub_redis = aioredis.Redis.from_url(
             s.redis_url, socket_timeout=10, socket_connect_timeout=REDIS_TIMEOUT
@@ -185,6 +195,7 @@ class _Gateway:
             await self._hub.aclose()
             await hub_redis.aclose()
             await self._deliveries.aclose()
+            await self._alerts.aclose()
             await self._enqueuer.aclose()
             self.reader.close()
 
@@ -209,11 +220,24 @@ class _Gateway:
         log: dict[str, Any] = {"platform": name[:40], "_started": started}
         try:
             status, body = await self._handle(name, receive, headers, log)
+            counted = log["_outcome"]
         except GatewayError as exc:
             status, body, fields = _refuse(exc, log)
+            counted = refusal_outcome(exc)
+            self._notice(name, exc)
             if not isinstance(exc, QueueUnavailable):  # Redis cannot take the line either
                 self._record(fields)
         await _answer(send, status, body, outcome=log.get("_outcome"))
+        count_delivery(name, counted, time.perf_counter() - started)
+
+    def _notice(self, name: str, exc: GatewayError) -> None:
+        """What an operator may need to hear about (``gateway.alerts``)."""
+        if self._alerts is None:
+            return
+        if isinstance(exc, InvalidSignature):
+            self._alerts.signature_refused(name)
+        elif isinstance(exc, QueueUnavailable):
+            self._alerts.redis_failed()
 
     def _record(self, fields: dict[str, Any]) -> None:
         if self._deliveries is not None:
@@ -246,23 +270,39 @@ class _Gateway:
             event=delivery.event, action=delivery.action, delivery_id=delivery.delivery_id, job_id=job_id
         )
         queued = await self.enqueuer.submit(job_id, platform.job_path, envelope)
+        if self._alerts is not None:
+            self._alerts.redis_answered()
         self._record(_write_log(log, outcome="queued" if queued else "duplicate", status=200))
         return 200, b"" if delivery.ack is None else orjson.dumps(delivery.ack)
 
     async def health(self, request: Request) -> Response:
+        """``GET /health``: 503 only when deliveries cannot be accepted (Redis); else the figures,
+        and ``degraded`` with the problems when no worker is alive or the model server is not."""
         try:
-            queued = await self.enqueuer.queue_length()
-        except QueueUnavailable:
+            figures = await read_figures(self.enqueuer.redis, self.settings.queue_name, now=self.clock())
+        except (TimeoutError, redis.RedisError, OSError):
             return JSONResponse({"status": "unavailable", "redis": "unreachable"}, status_code=503)
+        problems = _problems(figures)
         return JSONResponse(
             {
-                "status": "ok",
+                "status": "degraded" if problems else "ok",
                 "redis": "ok",
                 "queue": self.settings.queue_name,
-                "queued": queued,
+                **figures.as_health(),
                 "platforms": list(self.platforms),
+                **({"problems": problems} if problems else {}),
             }
         )
+
+
+def _problems(figures: Figures) -> list[str]:
+    """What keeps queued deliveries from being answered, each with what to do."""
+    found = []
+    if figures.workers.alive == 0:
+        found.append("no worker is alive: start `gateway worker` (deliveries wait in the queue)")
+    if figures.model is not None and figures.model.get("status") != "ok":
+        found.append(f"the model server did not answer the last probe: {figures.model.get('detail', '')}")
+    return found
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
+from gateway.auth import METRICS_MODES, MetricsAccess
 from gateway.errors import ConfigError
 from gateway.platforms import PLATFORMS
 from gateway.runs import RUN_TTL
@@ -50,6 +51,8 @@ _SHARED_VARIABLES: dict[str, str] = {
     "GATEWAY_RUN_RETENTION": "seconds a run record, its events and its list entry are kept (default 7 days)",
     "GATEWAY_API_TOKEN": "bearer token(s) of the runs API and the console, comma-separated; unset: both off",
     "GATEWAY_ENCRYPTION_KEY": "Fernet key(s) encrypting tokens kept in Redis, comma-separated, newest first",
+    "GATEWAY_METRICS": "who may read metrics: local (default), token, open, off",
+    "GATEWAY_METRICS_TOKEN": "bearer token(s) a metrics scraper sends, comma-separated (turns on token)",
 }
 
 VARIABLES: dict[str, str] = {
@@ -61,10 +64,10 @@ VARIABLES: dict[str, str] = {
 SECRET_VARIABLES = frozenset(
     {platform.secret_variable for platform in PLATFORMS.values()}
     | {name for platform in PLATFORMS.values() for name in platform.variables if name.endswith("_SECRET")}
-    | {"GATEWAY_ENCRYPTION_KEY", "GATEWAY_API_TOKEN"}
+    | {"GATEWAY_ENCRYPTION_KEY", "GATEWAY_API_TOKEN", "GATEWAY_METRICS_TOKEN"}
 )
 """Variables shown only as set/unset: signing secrets, other ``*_SECRET`` s, the encryption keys,
-the runs API's tokens."""
+the runs API's and the metrics' tokens."""
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -95,6 +98,7 @@ class Settings:
     encryption_keys: tuple[str, ...] = field(default=(), repr=False)
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     run_retention: int = RUN_TTL
+    metrics: MetricsAccess = field(default_factory=MetricsAccess)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +115,7 @@ class Settings:
             encryption_keys=_read_encryption_keys(env),
             api_tokens=env.secrets("GATEWAY_API_TOKEN"),
             run_retention=env.integer("GATEWAY_RUN_RETENTION", RUN_TTL, minimum=3600),
+            metrics=_read_metrics_access(env),
         )
 
     @property
@@ -142,6 +147,8 @@ class Settings:
             "GATEWAY_RUN_RETENTION": str(self.run_retention),
             "GATEWAY_API_TOKEN": ",".join(self.api_tokens),
             "GATEWAY_ENCRYPTION_KEY": ",".join(self.encryption_keys),
+            "GATEWAY_METRICS": self.metrics.mode,
+            "GATEWAY_METRICS_TOKEN": ",".join(self.metrics.tokens),
         }
         for settings in self.platforms:
             platform = PLATFORMS[settings.name]
@@ -254,6 +261,19 @@ class Reader:
         if not value.startswith(("http://", "https://")):
             raise ConfigError(name, f"must be an http:// or https:// URL, got {value!r}")
         return value
+
+
+def _read_metrics_access(env: Reader) -> MetricsAccess:
+    """``GATEWAY_METRICS``: ``token`` when only tokens are set; tokens with another mode contradict."""
+    tokens = env.secrets("GATEWAY_METRICS_TOKEN")
+    mode = env.text("GATEWAY_METRICS", "token" if tokens else "local").lower()
+    if mode not in METRICS_MODES:
+        raise ConfigError("GATEWAY_METRICS", f"must be one of {', '.join(METRICS_MODES)}, got {mode!r}")
+    if mode == "token" and not tokens:
+        raise ConfigError("GATEWAY_METRICS", "is token: set GATEWAY_METRICS_TOKEN to the scraper's token(s)")
+    if mode != "token" and tokens:
+        raise ConfigError("GATEWAY_METRICS_TOKEN", f"is set but GATEWAY_METRICS is {mode}: unset one")
+    return MetricsAccess(mode, tokens)
 
 
 def _read_platform(env: Reader, platform: Platform) -> PlatformSettings:

@@ -8,14 +8,19 @@ other, keeps one name for each; ``handlers.state.keys`` re-exports them beside t
 from __future__ import annotations
 
 __all__ = [
+    "ALERTS",
     "CANCEL_CHANNEL",
     "CLAIM_PREFIX",
     "DELIVERIES",
     "EVENTS",
+    "MODEL_HEALTH",
     "PREFIX",
     "RUNS",
+    "WORKERS",
+    "alert_gate",
     "cancel",
     "claim",
+    "lease",
     "run",
     "run_events",
     "slack_installation",
@@ -33,6 +38,12 @@ RUNS = f"{PREFIX}:runs"
 """Sorted set of every run's job id, scored by arrival (Unix milliseconds): the runs list, newest first."""
 DELIVERIES = f"{PREFIX}:deliveries"
 """Stream of the deliveries the ingress saw (refused ones too), capped: ``GET /api/deliveries``."""
+WORKERS = f"{PREFIX}:workers"
+"""Set of runtime worker names that may hold claims; the reaper walks it, ``/health`` counts it."""
+MODEL_HEALTH = f"{PREFIX}:health:model"
+"""JSON: whether the model server answered a worker's last probe (short TTL: a stale answer goes)."""
+ALERTS = f"{PREFIX}:alerts"
+"""Stream of alerts raised by either side, capped; a worker posts each once (a consumer group)."""
 
 
 def claim(job_id: str) -> str:
@@ -44,6 +55,16 @@ def claim(job_id: str) -> str:
 def cancel(job_id: str) -> str:
     """Set when ``job_id`` was asked to stop; read at claim time and by heartbeats."""
     return f"{PREFIX}:cancel:{job_id}"
+
+
+def lease(worker: str) -> str:
+    """Exists while ``worker`` is alive (short TTL, renewed by its heartbeat)."""
+    return f"{PREFIX}:worker:{worker}:lease"
+
+
+def alert_gate(cause: str) -> str:
+    """Set for 10 minutes when an alert of ``cause`` is raised: at most one per cause meanwhile."""
+    return f"{PREFIX}:alert:{cause}"
 
 
 def run(job_id: str) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 
@@ -28,11 +30,17 @@ from gateway.platforms import PLATFORMS as WEBHOOK_PLATFORMS
 from gateway.runs import STATUSES
 from handlers import registry, watch
 from handlers.agent import load_agent
+from handlers.alerts import FailedWatch
 from handlers.config import WorkerSettings, redacted
 from handlers.errors import AgentLoadError, UsageError
+from handlers.llm.client import ChatConfig
+from handlers.llm.probe import ModelProbe
+from handlers.metrics import MetricsServer
 from handlers.retry import RetryPolicy
 from handlers.runtime import Worker, WorkerOptions, cancel_run
+from handlers.runtime.worker import Chore
 from handlers.services import Services
+from handlers.slack.alerts import AlertPoster
 from handlers.state import runs
 
 __all__ = ["check_main", "failed_main", "main", "runs_main", "worker_main"]
@@ -66,7 +74,37 @@ def worker_main(argv: list[str]) -> int:
     logs.configure(settings.base.log_level)
     if (problem := _unreachable(settings.redis_url)) is not None:
         return _error(f"REDIS_URL: cannot reach Redis: {problem}", EXIT_FAILURE)
-    return Worker(Services(settings), agent, options, session_key=registry.session_key).run()
+    services = Services(settings)
+    worker = Worker(services, agent, options, session_key=registry.session_key, chores=_chores(services))
+    try:
+        server = _metrics_server(args, settings)
+    except OSError as exc:
+        return _error(f"--metrics-port: cannot listen on {args.metrics_host}:{args.metrics_port}: {exc}", 1)
+    try:
+        return worker.run()
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _chores(services: Services) -> list[Chore]:
+    """The worker's periodic tasks beyond its own upkeep: alerts, and the model server's probe."""
+    settings, consumer = services.settings, f"{socket.gethostname()}.{os.getpid()}"
+    chores: list[Chore] = [
+        FailedWatch(services.redis, settings.queue_name, threshold=settings.alerts.failed_threshold)
+    ]
+    if settings.alerts.slack_channel:
+        chores.append(AlertPoster(services, settings.alerts.slack_channel, consumer=consumer))
+    if settings.agent == "llm":
+        chores.append(ModelProbe(ChatConfig.from_settings(settings.llm), services.redis, worker=consumer))
+    return chores
+
+
+def _metrics_server(args: argparse.Namespace, settings: WorkerSettings) -> MetricsServer | None:
+    """The metrics port when ``--metrics-port`` asks for one (``GATEWAY_METRICS`` guards it)."""
+    if args.metrics_port is None:
+        return None
+    return MetricsServer(args.metrics_host, args.metrics_port, settings.base.metrics).start()
 
 
 def failed_main(argv: list[str]) -> int:
@@ -205,6 +243,12 @@ def _worker_parser() -> argparse.ArgumentParser:
     add("--max-retries", type=int, default=5, help="retries of a transient failure (5)")
     add("--retry-base", type=float, default=2.0, help="first backoff ceiling in seconds (2)")
     add("--retry-cap", type=float, default=300.0, help="largest backoff in seconds (300)")
+    add(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port (GATEWAY_METRICS says to whom)",
+    )
+    add("--metrics-host", default="127.0.0.1", help="address of the metrics port (127.0.0.1)")
     return parser
 
 
@@ -212,6 +256,10 @@ def _worker_options(args: argparse.Namespace, settings: WorkerSettings) -> Worke
     concurrency = args.concurrency if args.concurrency is not None else settings.concurrency
     if concurrency < 1:
         raise UsageError("--concurrency: must be at least 1")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise UsageError("--metrics-port: must be a port number, 0 to 65535")
+    if args.metrics_port is not None and settings.base.metrics.mode == "off":
+        raise UsageError("--metrics-port: GATEWAY_METRICS is off")
     if args.lease_ttl < 2 * args.heartbeat_interval:
         raise UsageError("--lease-ttl: must be at least twice --heartbeat-interval")
     deadline = args.deadline if args.deadline is not None else settings.run_deadline

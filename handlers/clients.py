@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 import requests
 
+from handlers import metrics
 from handlers.errors import HandlerError, PermanentError, TransientError
 from handlers.retry import RetryPolicy
 
@@ -45,6 +46,9 @@ NO_RETRY = RetryPolicy(max_retries=0)
 
 class ErrorTranslation(Protocol):
     """How one SDK's exceptions become ``HandlerError`` s (each platform's ``client`` module has one)."""
+
+    platform: str
+    """The platform whose API the SDK calls: the label its calls are counted under."""
 
     def translate(self, exc: BaseException) -> HandlerError | None:
         """Our error for ``exc``, or ``None`` when ``exc`` is not this SDK's."""
@@ -88,9 +92,10 @@ async def call(
         if pacer is not None:
             await pacer.before_attempt(deadline)
         try:
-            return await asyncio.to_thread(function, *args, **kwargs)
+            result = await asyncio.to_thread(function, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every SDK error is translated below
             error = translate(exc, translation)
+            _count(translation, _result_of(exc, error, translation))
             if pacer is not None:
                 await pacer.after_failure(error)
             decision = policy.decide(error, retries_so_far=retries)
@@ -100,6 +105,20 @@ async def call(
                 raise error from exc
             retries += 1
             await asyncio.sleep(decision.delay)
+        else:
+            _count(translation, "ok")
+            return result
+
+
+def _result_of(exc: BaseException, error: HandlerError, translation: ErrorTranslation | None) -> str:
+    """The ``result`` label of a failed attempt: a rate limit, another transient failure, a refusal."""
+    if translation is not None and translation.is_unapplied(exc):
+        return "rate_limited"
+    return "transient" if isinstance(error, TransientError) else "refused"
+
+
+def _count(translation: ErrorTranslation | None, result: str) -> None:
+    metrics.count_api_call(translation.platform if translation is not None else "unknown", result)
 
 
 def translate(exc: BaseException, translation: ErrorTranslation | None = None) -> HandlerError:

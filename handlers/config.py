@@ -27,6 +27,7 @@ from handlers.state.sessions import set_retention as set_session_retention
 __all__ = [
     "SECRET_VARIABLES",
     "VARIABLES",
+    "AlertSettings",
     "GitHubSettings",
     "LLMSettings",
     "SlackSettings",
@@ -40,6 +41,8 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_AGENT": "agent the worker runs: triage (default), llm, or package.module:callable",
     "GATEWAY_CONCURRENCY": "agent runs one worker process runs at once (default 100)",
     "GATEWAY_SESSION_RETENTION": "seconds a conversation's history is kept after its last turn (default 7 d)",
+    "GATEWAY_ALERT_SLACK_CHANNEL": "Slack channel id alerts go to (needs SLACK_BOT_TOKEN); unset: logged",
+    "GATEWAY_ALERT_FAILED_THRESHOLD": "failed runs kept that raise an alert (default 10)",
     "SLACK_BOT_TOKEN": "Slack bot token (xoxb-...) the worker replies with",
     "SLACK_APP_DISTRIBUTION": "internal (default), marketplace, or unlisted: distributed outside the "
     "Slack Marketplace, whose thread reads Slack limits to 1 a minute and 15 messages",
@@ -136,6 +139,14 @@ class LLMSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go (``gateway.alerts``) and when a failed registry is worth one."""
+
+    slack_channel: str | None
+    failed_threshold: int
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     """Everything a worker is configured with: the shared settings and the worker's own."""
 
@@ -143,6 +154,7 @@ class WorkerSettings:
     agent: str
     concurrency: int
     session_retention: int
+    alerts: AlertSettings
     slack: SlackSettings
     github: GitHubSettings
     stripe: StripeSettings
@@ -158,6 +170,10 @@ class WorkerSettings:
             agent=_read_agent(env),
             concurrency=env.integer("GATEWAY_CONCURRENCY", 100, minimum=1),
             session_retention=env.integer("GATEWAY_SESSION_RETENTION", MAX_AGE, minimum=60),
+            alerts=AlertSettings(
+                slack_channel=env.optional("GATEWAY_ALERT_SLACK_CHANNEL"),
+                failed_threshold=env.integer("GATEWAY_ALERT_FAILED_THRESHOLD", 10, minimum=1),
+            ),
             slack=_read_slack(env, Reader(source, WEB_VARIABLES)),
             github=_read_github(env),
             stripe=_read_stripe(env),
@@ -198,6 +214,8 @@ class WorkerSettings:
             "GATEWAY_AGENT": s.agent,
             "GATEWAY_CONCURRENCY": str(s.concurrency),
             "GATEWAY_SESSION_RETENTION": str(s.session_retention),
+            "GATEWAY_ALERT_SLACK_CHANNEL": s.alerts.slack_channel or "",
+            "GATEWAY_ALERT_FAILED_THRESHOLD": str(s.alerts.failed_threshold),
             "SLACK_BOT_TOKEN": s.slack.bot_token or "",
             "SLACK_APP_DISTRIBUTION": s.slack.distribution,
             "SLACK_APP_TOKEN": s.slack.app_token or "",
@@ -348,6 +366,11 @@ def _check_cross_settings(s: WorkerSettings) -> None:
         raise ConfigError("GITHUB_APP_PRIVATE_KEY", "is not a PEM private key")
     if s.stripe.slack_channel and not s.slack.bot_token:
         raise ConfigError("SLACK_BOT_TOKEN", "STRIPE_SLACK_CHANNEL is set but there is no Slack bot token")
+    if s.alerts.slack_channel and not s.slack.bot_token:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN",
+            "GATEWAY_ALERT_SLACK_CHANNEL is set but there is no Slack bot token",
+        )
     if s.agent == "llm":
         for name, value in (("LLM_BASE_URL", s.llm.base_url), ("LLM_MODEL", s.llm.model)):
             if not value:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.types import Envelope
-from handlers import standalone
+from handlers import metrics, standalone
 from handlers.agent import Event, Reply, Run, Turn
 from handlers.errors import RunCancelled, RunTimedOut
 from handlers.progress import ProgressRelay
@@ -195,7 +195,12 @@ async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, A
         if not context.will_retry(error):
             await _notify(platform.on_failure, event, run)
         raise
-    await platform.deliver(event, reply, run)
+    try:
+        await platform.deliver(event, reply, run)
+    except Exception:
+        metrics.count_reply(platform.name, "failed")
+        raise
+    metrics.count_reply(platform.name, "posted" if missing is None else "logged")
     await marker.mark_answered(reply)
     await asyncio.to_thread(_record_reply, platform, run, reply)
     _commit(context, event, reply)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from handlers.agent import Event, Reply, Run
 from handlers.config import LLMSettings
-from handlers.errors import PermanentError
 from handlers.llm.client import ChatClient, ChatConfig
 from handlers.llm.loop import Budgets, ToolLoop
 from handlers.llm.prompts import build_messages
@@ -41,7 +40,7 @@ def tools_for(event: Event, services: Services) -> list[Tool]:
 async def answer(event: Event, run: Run, *, settings: LLMSettings) -> Reply:
     """``agent`` with explicit LLM settings (tests, and custom agents that wrap this one)."""
     llm = settings
-    client = ChatClient(_chat_config(llm))
+    client = ChatClient(ChatConfig.from_settings(llm))
     platform = PLATFORMS.get(event.platform)
     tools = tools_for(event, run.services)
     messages = build_messages(
@@ -60,16 +59,3 @@ async def answer(event: Event, run: Run, *, settings: LLMSettings) -> Reply:
     reserve = min(DEADLINE_RESERVE, run.remaining / 10)
     budgets = Budgets(max_steps=llm.max_steps, max_tokens=llm.max_tokens, reserve=reserve)
     return await ToolLoop(client, tools, run=run, budgets=budgets).run(messages)
-
-
-def _chat_config(llm: LLMSettings) -> ChatConfig:
-    if not llm.base_url or not llm.model:
-        raise PermanentError("LLM_BASE_URL and LLM_MODEL must be set for GATEWAY_AGENT=llm")
-    return ChatConfig(
-        base_url=llm.base_url,
-        model=llm.model,
-        api_key=llm.api_key,
-        timeout=llm.timeout,
-        stream=llm.stream,
-        max_tokens=llm.max_answer_tokens,
-    )

@@ -38,6 +38,8 @@ class BadCredentials(PermanentError):
 class _GitHubErrors:
     """PyGithub's exceptions as ours (``clients.ErrorTranslation``)."""
 
+    platform = "github"
+
     def translate(self, exc: BaseException) -> HandlerError | None:
         if not isinstance(exc, github.GithubException):
             return None

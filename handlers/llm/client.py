@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx
 
+from handlers import metrics
+from handlers.config import LLMSettings
 from handlers.errors import (
     ContextExceeded,
     ConversationRefused,
@@ -82,6 +84,20 @@ class ChatConfig:
     stream: bool = True
     max_tokens: int = 2048
 
+    @classmethod
+    def from_settings(cls, llm: LLMSettings) -> ChatConfig:
+        """The ``LLM_*`` settings' model server; ``PermanentError`` when it is not configured."""
+        if not llm.base_url or not llm.model:
+            raise PermanentError("LLM_BASE_URL and LLM_MODEL must be set for GATEWAY_AGENT=llm")
+        return cls(
+            base_url=llm.base_url,
+            model=llm.model,
+            api_key=llm.api_key,
+            timeout=llm.timeout,
+            stream=llm.stream,
+            max_tokens=llm.max_answer_tokens,
+        )
+
     @property
     def url(self) -> str:
         """The chat-completions URL; a base URL that already names it is used as is."""
@@ -127,7 +143,7 @@ class ChatClient:
         while True:
             self.breaker.before_call()
             try:
-                completion = await self._attempt(messages, tools, deadline)
+                completion = await self._counted_attempt(messages, tools, deadline)
             except _StaleConnection:
                 self.breaker.release()
                 if resent:
@@ -154,6 +170,17 @@ class ChatClient:
         if not decision.retry or time.time() + decision.delay >= deadline:
             return None
         return decision.delay
+
+    async def _counted_attempt(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]], deadline: float
+    ) -> Completion:
+        try:
+            completion = await self._attempt(messages, tools, deadline)
+        except Exception:
+            metrics.count_model_call("error")
+            raise
+        metrics.count_model_call("ok")
+        return completion
 
     async def _attempt(
         self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]], deadline: float

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from handlers import metrics
 from handlers.agent import Reply, Run
 from handlers.errors import (
     ContextExceeded,
@@ -122,8 +123,12 @@ class ToolLoop:
         deadline = self._run.deadline - self.budgets.reserve
         completion = await self.client.complete(messages, tools=schemas, deadline=deadline)
         chars = len(json.dumps(messages, ensure_ascii=False))
+        before = (self.account.prompt_tokens, self.account.completion_tokens)
         self.account.add_step(
             completion, prompt_chars=chars, seconds=time.monotonic() - started, estimator=self.estimator
+        )
+        metrics.count_model_tokens(
+            self.account.prompt_tokens - before[0], self.account.completion_tokens - before[1]
         )
         return completion
 

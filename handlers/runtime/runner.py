@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from rq.job import Job
 
+from handlers import alerts, metrics
 from handlers.agent import Agent, Run
 from handlers.errors import RunCancelled, RunTimedOut
 from handlers.logs import BoundLogger, bind
@@ -76,6 +77,7 @@ class Runner:
         self._agent_executor = agent_executor
         self._active: dict[str, Active] = {}
         self._progress: dict[str, asyncio.Task[None]] = {}
+        metrics.runs_in_flight(lambda: len(self._active))
 
     @property
     def active(self) -> int:
@@ -146,7 +148,7 @@ class Runner:
             await self._io(
                 self._finisher.fail, claim, status="cancelled", reason="cancelled before it started"
             )
-            log.info("run ended", extra={"fields": {"status": "cancelled", "duration": 0.0}})
+            _ended(log, claim, "cancelled", 0.0)
             return
         context = self._context(claim, log)
         active.context = context
@@ -156,10 +158,7 @@ class Runner:
         job_task = self._start_job(claim.job, context)
         await self._supervise(job_task, context)
         status = await self._conclude(claim, context, job_task, log)
-        log.info(
-            "run ended",
-            extra={"fields": {"status": status, "duration": round(time.time() - claim.started_at, 3)}},
-        )
+        _ended(log, claim, status, time.time() - claim.started_at)
 
     def _context(self, claim: Claim, log: BoundLogger) -> RunContext:
         loop = asyncio.get_running_loop()
@@ -271,7 +270,22 @@ class Runner:
 
     async def _fail(self, claim: Claim, status: runs.Status, reason: str, detail: str | None) -> str:
         ok = await self._io(self._finisher.fail, claim, status=status, reason=reason, detail=detail)
+        if ok and status == "failed":
+            await self._alert_failed(claim, reason)
         return status if ok else "lost"
+
+    async def _alert_failed(self, claim: Claim, reason: str) -> None:
+        platform = _envelope(claim.job).get("platform")
+        try:
+            await self._io(alerts.run_failed, self._ledger.connection, claim.job_id, platform, reason)
+        except Exception:  # noqa: BLE001 - the run has ended; an alert lost to Redis is only logged
+            self.log.warning("could not raise the failed run's alert", exc_info=True)
+
+
+def _ended(log: BoundLogger, claim: Claim, status: str, seconds: float) -> None:
+    """The run's last log line, and its count in the metrics."""
+    log.info("run ended", extra={"fields": {"status": status, "duration": round(seconds, 3)}})
+    metrics.count_run(_envelope(claim.job).get("platform"), status, seconds)
 
 
 def _bind_run(claim: Claim) -> BoundLogger:

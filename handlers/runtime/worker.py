@@ -21,10 +21,10 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis
 from rq.queue import Queue
@@ -42,6 +42,15 @@ from handlers.services import Services
 
 T = TypeVar("T")
 _TAKE_WAIT = 1.0
+
+
+class Chore(Protocol):
+    """A periodic task a worker runs every ``interval`` seconds while it works."""
+
+    interval: float
+
+    async def __call__(self) -> None:
+        """Do it once; an exception is logged and the next turn comes anyway."""
 
 
 @dataclass(frozen=True)
@@ -65,13 +74,21 @@ class Worker:
     """Runs jobs from ``options.queues`` until stopped (or, with ``burst``, until none are left).
 
     ``services`` (the settings and shared clients, built once at start) reaches every run;
-    ``session_key`` names the session of a queued envelope (``handlers.registry.session_key``).
+    ``session_key`` names the session of a queued envelope (``handlers.registry.session_key``);
+    ``chores`` are the caller's own periodic tasks (the model probe, alerts), run beside upkeep.
     """
 
     def __init__(
-        self, services: Services, agent: Agent, options: WorkerOptions, *, session_key: SessionKey
+        self,
+        services: Services,
+        agent: Agent,
+        options: WorkerOptions,
+        *,
+        session_key: SessionKey,
+        chores: Sequence[Chore] = (),
     ) -> None:
         self.options = options
+        self.chores = tuple(chores)
         self.session_key = session_key
         self.connection = redis.Redis.from_url(services.settings.redis_url, health_check_interval=30)
         self.name = options.name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
@@ -135,6 +152,8 @@ class Worker:
         )
         listener.start()
         timers = [asyncio.create_task(self._every(interval, action)) for interval, action in self._timers()]
+        # Chores start at once: a probe or an alert should not wait a whole interval for its first turn.
+        timers += [asyncio.create_task(self._every(c.interval, c, first=0.0)) for c in self.chores]
         try:
             await self._take_loop()
             await self.runner.drain(self.options.grace)
@@ -211,12 +230,14 @@ class Worker:
         self.upkeep.reap_worker(self.name, note=f"requeued: worker {self.name} stopped", force=True)
         self.upkeep.unregister()
 
-    async def _every(self, interval: float, action: Callable[[], Any]) -> None:
+    async def _every(self, interval: float, action: Callable[[], Any], *, first: float | None = None) -> None:
+        wait = interval if first is None else first
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(wait)
+            wait = interval
             try:
                 await action()
-            except redis.RedisError:
+            except Exception:  # noqa: BLE001 - a timer that died would stop heartbeats or sweeps for good
                 self.runner.log.warning("periodic task failed", exc_info=True)
 
     def _on_signal(self) -> None:
@@ -240,4 +261,4 @@ class Worker:
         return await loop.run_in_executor(self._io, contextvars.copy_context().run, call)
 
 
-__all__ = ["Active", "Worker", "WorkerOptions"]
+__all__ = ["Active", "Chore", "Worker", "WorkerOptions"]

@@ -46,6 +46,8 @@ _TRANSIENT = frozenset(
 class _SlackErrors:
     """slack-sdk's exceptions as ours (``clients.ErrorTranslation``)."""
 
+    platform = "slack"
+
     def translate(self, exc: BaseException) -> HandlerError | None:
         if isinstance(exc, SlackApiError):
             response = exc.response

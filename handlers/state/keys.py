@@ -10,32 +10,38 @@ from __future__ import annotations
 from rq.defaults import RQ_KEY_PREFIX
 
 from gateway.keys import (
+    ALERTS,
     CANCEL_CHANNEL,
     DELIVERIES,
     EVENTS,
+    MODEL_HEALTH,
     PREFIX,
     RUNS,
+    WORKERS,
+    alert_gate,
     cancel,
     claim,
+    lease,
     run,
     run_events,
 )
 
-WORKERS = f"{PREFIX}:workers"
-"""Set of runtime worker names that may hold claims; the reaper walks it."""
 SESSIONS_WAITING = f"{PREFIX}:sessions:waiting"
 """Set of session ids that have parked events; the reaper unsticks orphaned ones."""
 
 __all__ = [
+    "ALERTS",
     "CANCEL_CHANNEL",
     "DELIVERIES",
     "EVENTS",
+    "MODEL_HEALTH",
     "PREFIX",
     "RQ_JOB",
     "RQ_QUEUE",
     "RUNS",
     "SESSIONS_WAITING",
     "WORKERS",
+    "alert_gate",
     "cancel",
     "claim",
     "claimed",
@@ -53,11 +59,6 @@ __all__ = [
 
 RQ_JOB = f"{RQ_KEY_PREFIX}:job:"
 RQ_QUEUE = f"{RQ_KEY_PREFIX}:queue:"
-
-
-def lease(worker: str) -> str:
-    """Exists while ``worker`` is alive (short TTL, renewed by its heartbeat)."""
-    return f"{PREFIX}:worker:{worker}:lease"
 
 
 def claimed(worker: str) -> str:

@@ -67,6 +67,8 @@ COLLECTIONS = {
 class _StripeErrors:
     """stripe-python's exceptions as ours (``clients.ErrorTranslation``)."""
 
+    platform = "stripe"
+
     def translate(self, exc: BaseException) -> HandlerError | None:
         if not isinstance(exc, stripe.StripeError):
             return None

@@ -157,16 +157,22 @@ def test_body_over_the_cap_is_413_whether_declared_or_streamed(redis_url: str) -
     assert _jobs(redis_url) == ["slack-Ev0001"]
 
 
-def test_health_reports_queue_depth(client: TestClient) -> None:
+def test_health_reports_queue_depth_and_that_no_worker_takes_it(client: TestClient) -> None:
     client.post("/webhooks/slack", content=_mention(), headers=_signed(_mention()))
     health = client.get("/health")
-    assert health.status_code == 200
+    assert health.status_code == 200, "no worker is a problem, not a reason to refuse deliveries"
     assert health.json() == {
-        "status": "ok",
+        "status": "degraded",
         "redis": "ok",
         "queue": "gateway",
         "queued": 1,
+        "oldest_queued_age": 0.0,  # the app's clock stands before the job was queued
+        "running": 0,
+        "retrying": 0,
+        "failed": 0,
+        "workers": {"alive": 0, "last_heartbeat": None, "last_heartbeat_age": None},
         "platforms": ["slack"],
+        "problems": ["no worker is alive: start `gateway worker` (deliveries wait in the queue)"],
     }
 
 

@@ -3,6 +3,7 @@
 respx only patches the test process; a worker runs in its own process, so end-to-end tests need a
 real HTTP server. It answers ``POST /v1/chat/completions`` with the scripted bodies in order (each
 streamed as server-sent events when the request asks for a stream) and records every request.
+``GET /v1/models`` lists the one model, as OpenAI, vLLM and llama-server do (the health probe).
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ class ModelFake(FakeServer):
             self._script.extend(bodies)
 
     def routes(self) -> Iterable[Route]:
-        """Chat completions only."""
-        return [route("POST", "/chat/completions", self._complete)]
+        """Chat completions and the model list."""
+        return [route("POST", "/chat/completions", self._complete), route("GET", "/models", self._models)]
+
+    def _models(self, request: Request) -> Reply:
+        return Reply(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
     def reset_state(self) -> None:
         """Forget the script."""
