@@ -2,7 +2,7 @@
 
 Run from anywhere (about a minute)::
 
-    .venv/bin/python bench/footprint.py [--deliveries 300]
+    .venv/bin/python bench/footprint.py [--deliveries 300] [--baseline REF]
 
 A throwaway redis-server, the real web app (in this process, starlette's TestClient) and a real
 ``gateway worker --burst`` with the built-in triage agent and no platform tokens (replies are kept
@@ -11,37 +11,37 @@ GitHub and Stripe fixtures, each with fresh delivery ids, several per conversati
 ended, each key's ``MEMORY USAGE`` is summed by what it holds; shared structures (the queue,
 registries, the runs index, the deliveries log) are counted by their growth per delivery. The run
 record (its hash, progress list and event stream) is reported apart: the target is what is kept
-*beyond* it. Results replace the "## Redis footprint" section of ``docs/benchmarks.md`` unless
-``--no-write``.
+*beyond* it. The same measurement runs first on the code of ``--baseline`` (a git ref, default
+the commit before this benchmark's changes; exported to a temporary directory and run from
+there, web app and worker alike), so the ratio compares two runs on the same machine. Results
+replace the "## Redis footprint" section of ``docs/benchmarks.md`` unless ``--no-write``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
+import json
 import os
 import platform
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import redis
-from starlette.testclient import TestClient
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from gateway.app import create_app  # noqa: E402
-from gateway.config import Settings  # noqa: E402
-from gateway.recorded import discover  # noqa: E402
-from gateway.replay import renew_ids  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
-from tests.support.signing import sign  # noqa: E402
+HERE = Path(__file__).resolve().parent.parent
+# Before issue 17 (one copy of each thing, retention settings): what the ratio compares with.
+DEFAULT_BASELINE = "55bdf1f"
 
 SECRETS = {"slack": "bench-slack", "github": "bench-github", "stripe": "whsec_bench"}
-DOC = ROOT / "docs/benchmarks.md"
+DOC = HERE / "docs/benchmarks.md"
 SECTION = "## Redis footprint"
 TARGET_BYTES = 2048
 # What each key holds, by its name; the first pattern that matches wins.
@@ -69,9 +69,24 @@ KINDS: list[tuple[str, str, bool]] = [
 ]
 
 
-def deliveries(count: int) -> list[tuple[str, bytes, dict[str, str]]]:
+def _code(root: Path) -> dict[str, Any]:
+    """The functions this benchmark uses, imported from the project at ``root``."""
+    sys.path.insert(0, str(root))
+    names = {
+        "create_app": ("gateway.app", "create_app"),
+        "Settings": ("gateway.config", "Settings"),
+        "discover": ("gateway.recorded", "discover"),
+        "renew_ids": ("gateway.replay", "renew_ids"),
+        "RedisServer": ("tests.support.redis_server", "RedisServer"),
+        "sign": ("tests.support.signing", "sign"),
+    }
+    return {name: getattr(importlib.import_module(module), attr) for name, (module, attr) in names.items()}
+
+
+def deliveries(code: dict[str, Any], root: Path, count: int) -> list[tuple[str, bytes, dict[str, str]]]:
     """``count`` recorded deliveries with fresh ids (handshakes left out), cycling the fixtures."""
-    recordings = [r for r in discover(ROOT / "fixtures") if r.expect and r.expect.get("job_id")]
+    discover, renew_ids = code["discover"], code["renew_ids"]
+    recordings = [r for r in discover(root / "fixtures") if r.expect and r.expect.get("job_id")]
     found = []
     for n in range(count):
         renewed = renew_ids(recordings[n % len(recordings)])
@@ -104,9 +119,15 @@ def kept(ttl: int) -> str:
     return f"{max(1, round(ttl / 60))} min"
 
 
-def run(args: argparse.Namespace) -> tuple[dict[str, tuple[int, int, int]], int, float]:
-    """Post the deliveries, run them to the end, and measure."""
-    server = RedisServer().start()
+Sizes = dict[str, tuple[int, int, int]]
+
+
+def run(root: Path, count: int) -> tuple[Sizes, int, float]:
+    """Post ``count`` deliveries to the project at ``root``, run them to the end, and measure."""
+    from starlette.testclient import TestClient
+
+    code = _code(root)
+    server = code["RedisServer"]().start()
     try:
         environ = {
             "REDIS_URL": server.url,
@@ -118,63 +139,91 @@ def run(args: argparse.Namespace) -> tuple[dict[str, tuple[int, int, int]], int,
         client = redis.Redis.from_url(server.url)
         sent = 0
         started = time.monotonic()
-        with TestClient(create_app(Settings.from_environ(environ))) as app:
-            for name, body, headers in deliveries(args.deliveries):
-                signed = {**headers, **sign(name, SECRETS[name], body, int(time.time()))}
+        with TestClient(code["create_app"](code["Settings"].from_environ(environ))) as app:
+            for name, body, headers in deliveries(code, root, count):
+                signed = {**headers, **code["sign"](name, SECRETS[name], body, int(time.time()))}
                 sent += app.post(f"/webhooks/{name}", content=body, headers=signed).status_code == 200
         env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("SLACK_", "GITHUB_", "STRIPE_", "GATEWAY_"))
         }
-        env |= {"REDIS_URL": server.url, "GATEWAY_AGENT": "triage", "PYTHONPATH": str(ROOT)}
-        worker = [str(ROOT / ".venv/bin/gateway"), "worker", "--burst", "--concurrency", "50"]
-        subprocess.run(worker, env=env, cwd=ROOT, capture_output=True, timeout=600, check=True)
+        env |= {"REDIS_URL": server.url, "GATEWAY_AGENT": "triage", "PYTHONPATH": str(root)}
+        worker = [sys.executable, "-m", "gateway.cli", "worker", "--burst", "--concurrency", "50"]
+        subprocess.run(worker, env=env, cwd=root, capture_output=True, timeout=600, check=True)
         return measure(client), sent, time.monotonic() - started
     finally:
         server.cleanup()
 
 
-def section(sizes: dict[str, tuple[int, int, int]], sent: int, args: argparse.Namespace) -> str:
-    """The "## Redis footprint" section."""
+def summary(sizes: Sizes, sent: int) -> dict[str, float]:
+    """Bytes per delivery: in the run record, kept beyond it (an hour or more), brief, shared."""
     record = {kind for kind, _, is_record in KINDS if is_record}
-    rows = sorted(sizes.items(), key=lambda item: -item[1][1])
-    # Kept: what lives about as long as the run record (hours and more). Shared structures are
-    # capped (their bytes per delivery fall as deliveries pass their cap); brief keys expire soon.
-    lasting = {kind for kind, (_, _, ttl) in sizes.items() if ttl >= 3600 and kind not in record}
-    beyond = sum(sizes[kind][1] for kind in lasting) / sent
-    in_record = sum(size for kind, (_, size, _) in sizes.items() if kind in record) / sent
-    brief = sum(size for kind, (_, size, ttl) in sizes.items() if 0 <= ttl < 3600) / sent
-    shared = sum(size for kind, (_, size, ttl) in sizes.items() if ttl < 0) / sent
+
+    def per(select: Any) -> float:
+        return sum(size for kind, (_, size, ttl) in sizes.items() if select(kind, ttl)) / sent
+
+    return {
+        "record": per(lambda kind, ttl: kind in record),
+        # Kept: what lives about as long as the run record (hours and more). Shared structures are
+        # capped (their bytes per delivery fall as deliveries pass their cap); brief keys expire soon.
+        "beyond": per(lambda kind, ttl: kind not in record and ttl >= 3600),
+        "brief": per(lambda kind, ttl: kind not in record and 0 <= ttl < 3600),
+        "shared": per(lambda kind, ttl: ttl < 0),
+    }
+
+
+def section(sizes: Sizes, sent: int, base: tuple[Sizes, int] | None, args: argparse.Namespace) -> str:
+    """The "## Redis footprint" section: this code, and the baseline beside it."""
+    record = {kind for kind, _, is_record in KINDS if is_record}
+    now = summary(sizes, sent)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    base_sizes, base_sent = base if base is not None else ({}, 1)
     lines = [
         SECTION,
         "",
         f"{sent} recorded deliveries (Slack, GitHub, Stripe fixtures, fresh ids) through the real web app",
         "and a `gateway worker --burst` with the triage agent and no platform tokens, every run ended;",
-        "then `MEMORY USAGE` and `TTL` of every key, summed by what it holds.",
+        "then `MEMORY USAGE` and `TTL` of every key, summed by what it holds. The baseline is the same",
+        f"run on the code of `{args.baseline}` (before issue 17), in the same invocation.",
         "",
-        f"- Command: `.venv/bin/python bench/footprint.py --deliveries {args.deliveries}` (ran {when})",
-        f"- Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, redis-server "
-        f"{subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}",
+        f"- Command: `.venv/bin/python bench/footprint.py --deliveries {args.deliveries}"
+        f" --baseline {args.baseline}` (ran {when})",
+        f"- Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, redis-server {version}",
         "",
-        "| what | keys | bytes per delivery | kept | part of the run record |",
-        "|---|---:|---:|---|---|",
+        "| what | keys | bytes per delivery | kept | in the run record | baseline bytes | baseline kept |",
+        "|---|---:|---:|---|---|---:|---|",
     ]
+    kinds = sorted(set(sizes) | set(base_sizes), key=lambda k: -sizes.get(k, (0, 0, 0))[1])
+    for kind in kinds:
+        keys, size, ttl = sizes.get(kind, (0, 0, 0))
+        _, base_size, base_ttl = base_sizes.get(kind, (0, 0, 0))
+        lines.append(
+            f"| {kind} | {keys} | {size / sent:,.0f} | {kept(ttl) if keys else '-'} "
+            f"| {'yes' if kind in record else ''} | {base_size / base_sent:,.0f} "
+            f"| {kept(base_ttl) if base_size else '-'} |"
+        )
+    met = "met" if now["beyond"] <= TARGET_BYTES else "not met"
     lines += [
-        f"| {kind} | {keys} | {size / sent:,.0f} | {kept(ttl)} | {'yes' if kind in record else ''} |"
-        for kind, (keys, size, ttl) in rows
-    ]
-    lines += [
         "",
-        f"Kept per completed delivery beyond the run record (what lives an hour or more): **{beyond:,.0f}"
-        f" bytes** (target ≤ {TARGET_BYTES:,}: **{'met' if beyond <= TARGET_BYTES else 'not met'}**).",
-        f"The run record itself: {in_record:,.0f} bytes. Brief (gone within the hour): {brief:,.0f} bytes.",
-        f"Shared and capped (the same memory whatever the volume, once full): {shared:,.0f} bytes per",
-        f"delivery at {sent} deliveries, less as more pass.",
-        "",
+        "Kept per completed delivery beyond the run record (what lives an hour or more): "
+        f"**{now['beyond']:,.0f} bytes** (target ≤ {TARGET_BYTES:,}: **{met}**). The run record itself: "
+        f"{now['record']:,.0f} bytes.",
+        f"Brief (gone within the hour): {now['brief']:,.0f} bytes. Shared and capped (the same memory",
+        f"whatever the volume, once full): {now['shared']:,.0f} bytes per delivery at {sent} deliveries.",
     ]
-    return "\n".join(lines)
+    if base is not None:
+        was = summary(base_sizes, base_sent)
+        lasting, was_lasting = now["record"] + now["beyond"], was["record"] + was["beyond"]
+        lines += [
+            "",
+            f"Baseline: {was['beyond']:,.0f} bytes beyond the run record, {was['record']:,.0f} in it, "
+            f"{was['brief']:,.0f} brief. Ratio, this code to the baseline: beyond the record "
+            f"**{now['beyond'] / was['beyond']:.2f}×**, everything kept an hour or more "
+            f"**{lasting / was_lasting:.2f}×** ({lasting:,.0f} vs {was_lasting:,.0f} bytes).",
+        ]
+    return "\n".join(lines + [""])
 
 
 def write_section(text: str) -> None:
@@ -188,17 +237,35 @@ def write_section(text: str) -> None:
     DOC.write_text(doc[:start] + text + (doc[end + 1 :] if end >= 0 else ""))
 
 
+def baseline(ref: str, count: int) -> tuple[Sizes, int]:
+    """The measurement on the code of ``ref``: exported to a temporary directory, run from there."""
+    with tempfile.TemporaryDirectory(prefix="footprint-baseline-") as tmp:
+        archive = subprocess.run(["git", "archive", ref], cwd=HERE, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        command = [sys.executable, __file__, "--code", tmp, "--json", "--deliveries", str(count)]
+        found = json.loads(subprocess.run(command, capture_output=True, check=True, timeout=900).stdout)
+    return {kind: tuple(value) for kind, value in found["sizes"].items()}, found["sent"]  # type: ignore[misc]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Measure, print, and write the docs section unless ``--no-write``."""
+    """Measure (the baseline first), print, and write the docs section unless ``--no-write``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--deliveries", type=int, default=300, help="deliveries to send (default 300)")
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git ref to compare with ('none': skip)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--code", type=Path, default=HERE, help=argparse.SUPPRESS)  # the baseline's run
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not 10 <= args.deliveries <= 5000:
         parser.error("bounds: 10 <= --deliveries <= 5000")
-    sizes, sent, seconds = run(args)
-    text = section(sizes, sent, args)
-    print(text + f"\ntook {seconds:.0f} s")
+    if args.json:
+        sizes, sent, _ = run(args.code, args.deliveries)
+        print(json.dumps({"sizes": sizes, "sent": sent}))
+        return 0
+    base = None if args.baseline == "none" else baseline(args.baseline, args.deliveries)
+    sizes, sent, seconds = run(HERE, args.deliveries)
+    text = section(sizes, sent, base, args)
+    print(text + f"\ntook {seconds:.0f} s (this code)")
     if not args.no_write:
         write_section(text)
     return 0
