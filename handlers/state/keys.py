@@ -29,6 +29,7 @@ __all__ = [
     "held",
     "lease",
     "reply",
+    "retry_mover",
     "run",
     "run_progress",
     "session_history",
@@ -74,3 +75,8 @@ def reply(job_id: str) -> str:
     """Hash: what was posted for one delivery (message ts, comment id, ``answered``), kept for at
     least the dedupe window so a rerun edits or skips instead of posting again."""
     return f"{PREFIX}:reply:{job_id}"
+
+
+def retry_mover(queue: str) -> str:
+    """Name of the worker moving ``queue``'s due retries back to it (short TTL, renewed by it)."""
+    return f"{PREFIX}:retry-mover:{queue}"
