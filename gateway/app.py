@@ -15,10 +15,10 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -36,7 +36,8 @@ from gateway.errors import (
     UnknownPlatform,
 )
 from gateway.platforms import PLATFORMS
-from gateway.queue import MAX_DELIVERY_ID_BYTES, Enqueuer, to_job_id
+from gateway.queue import MAX_DELIVERY_ID_BYTES, Enqueuer, to_envelope, to_job_id
+from gateway.recovery import last_sweeps
 from gateway.types import Clock, Delivery, Envelope, Handshake, Platform
 
 logger = logging.getLogger("gateway.delivery")
@@ -184,20 +185,14 @@ class _Gateway:
         return 200, b"" if delivery.ack is None else orjson.dumps(delivery.ack)
 
     def _envelope(self, platform: Platform, delivery: Delivery) -> Envelope:
-        return {
-            "platform": platform.name,
-            "delivery_id": delivery.delivery_id,
-            "event": delivery.event,
-            "action": delivery.action,
-            "received_at": datetime.fromtimestamp(self.clock(), UTC).isoformat(),
-            "payload": delivery.payload,
-            "meta": delivery.meta,
-        }
+        return to_envelope(platform.name, delivery, received_at=self.clock())
 
     async def health(self, request: Request) -> Response:
+        """Redis and queue figures, and each platform's last recovery sweep (``gateway.recovery``)."""
         try:
             queued = await self.enqueuer.queue_length()
-        except QueueUnavailable:
+            recovery = await last_sweeps(self.enqueuer.client, self.platforms)
+        except (QueueUnavailable, redis.RedisError, OSError):
             return JSONResponse({"status": "unavailable", "redis": "unreachable"}, status_code=503)
         return JSONResponse(
             {
@@ -206,6 +201,7 @@ class _Gateway:
                 "queue": self.settings.queue_name,
                 "queued": queued,
                 "platforms": list(self.platforms),
+                "recovery": recovery,
             }
         )
 

@@ -1,13 +1,14 @@
 """The Redis keys both sides use: written by one, read by the other.
 
 The ingress writes the claims; the workers write run records and read cancellation flags that
-the web side (the runs API) may set. Defining them here, on the side that must not import the
+the web side (the runs API) may set, and record each platform's last recovery sweep, which
+``/health`` shows. Defining them here, on the side that must not import the
 other, keeps one name for each; ``handlers.state.keys`` re-exports them beside the worker's own.
 """
 
 from __future__ import annotations
 
-__all__ = ["CANCEL_CHANNEL", "CLAIM_PREFIX", "PREFIX", "cancel", "claim", "run", "run_progress"]
+__all__ = ["CANCEL_CHANNEL", "CLAIM_PREFIX", "PREFIX", "cancel", "claim", "last_sweep", "run", "run_progress"]
 
 PREFIX = "gateway"
 CLAIM_PREFIX = f"{PREFIX}:claim:"
@@ -34,3 +35,9 @@ def run(job_id: str) -> str:
 def run_progress(job_id: str) -> str:
     """List: the progress messages of one run, oldest first."""
     return f"{PREFIX}:run:{job_id}:progress"
+
+
+def last_sweep(platform: str) -> str:
+    """Hash: the last recovery sweep of ``platform`` (when, found, requeued, errors); see
+    ``gateway.recovery``."""
+    return f"{PREFIX}:recover:{platform}:last"

@@ -25,6 +25,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -40,7 +41,7 @@ from rq.utils import utcformat
 
 from gateway import keys
 from gateway.errors import QueueUnavailable
-from gateway.types import Envelope
+from gateway.types import Delivery, Envelope
 
 __all__ = [
     "FAILURE_TTL",
@@ -48,6 +49,7 @@ __all__ = [
     "RESULT_TTL",
     "Enqueuer",
     "job_data",
+    "to_envelope",
     "to_job_id",
 ]
 
@@ -77,6 +79,23 @@ def to_job_id(platform: str, delivery_id: str) -> str:
         return f"{platform}-{delivery_id}"
     escaped = "".join(chr(b) if b in _SAFE_BYTES else f"_{b:02x}" for b in delivery_id.encode())
     return f"{platform}-{escaped}"
+
+
+def to_envelope(platform: str, delivery: Delivery, *, received_at: float) -> Envelope:
+    """The job's one argument for ``delivery`` of ``platform``, received at Unix time ``received_at``.
+
+    The ingress builds every envelope with it, and so does the Stripe recovery sweep, which
+    queues events it found through Stripe's API.
+    """
+    return {
+        "platform": platform,
+        "delivery_id": delivery.delivery_id,
+        "event": delivery.event,
+        "action": delivery.action,
+        "received_at": datetime.fromtimestamp(received_at, UTC).isoformat(),
+        "payload": delivery.payload,
+        "meta": delivery.meta,
+    }
 
 
 # One call claims and enqueues a whole batch of deliveries. Redis runs a script atomically, and
@@ -230,6 +249,11 @@ class Enqueuer:
         for item, result in zip(batch, results, strict=True):  # one byte each, b"1" if queued
             if not item.future.done():
                 item.future.set_result(result == _QUEUED)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The Redis client, for the app's other reads (``/health``)."""
+        return self._redis
 
     async def queue_length(self) -> int:
         """How many jobs wait in the queue; raises ``QueueUnavailable`` when Redis is down."""

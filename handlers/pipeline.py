@@ -32,6 +32,7 @@ from handlers import standalone
 from handlers.agent import Event, Reply, Run, Turn
 from handlers.errors import RunCancelled, RunTimedOut
 from handlers.progress import ProgressRelay
+from handlers.recover import Sweep
 from handlers.retry import describe
 from handlers.runtime.context import RunContext, current, execute_agent
 from handlers.services import Services
@@ -122,6 +123,7 @@ class WorkerPlatform:
     prompt: str = ""
     notes: Callable[[Event], list[str]] = no_notes
     progress_interval: float = 0.0
+    recover: Sweep | None = None
 
 
 async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, Any]:

@@ -4,7 +4,9 @@ Loop: wait for a free slot, claim the next runnable job (``Ledger.take``, in an 
 start a task for it. Each task marks the job started, awaits the job function with its
 ``RunContext`` set, and ends the claim (``Finisher``): succeeded, failed / timed out / cancelled,
 retried later under the retry policy, or requeued when the worker drains. Timers renew the
-lease and RQ heartbeats, reap dead workers, move due retries and unstick sessions.
+lease and RQ heartbeats, reap dead workers, move due retries and unstick sessions, and (every
+``recover_interval`` seconds, one sweeper at a time across all workers) sweep the platforms for
+deliveries they could not get to us (``handlers.recover``).
 
 Signals: the first SIGTERM/SIGINT (or RQ's shutdown command) stops taking jobs, lets running
 ones finish for ``grace`` seconds, then stops and requeues what is left. A second signal
@@ -27,7 +29,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -40,6 +42,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker
 
 from handlers.agent import Agent
+from handlers.recover import Sweep, sweep_due
 from handlers.retry import RetryPolicy, describe
 from handlers.runtime.commands import CommandListener
 from handlers.runtime.finish import Finisher
@@ -50,6 +53,7 @@ from handlers.services import Services
 
 T = TypeVar("T")
 _TAKE_WAIT = 1.0
+_RECOVER_CHECK = 30.0  # how often a worker asks whether a sweep is due (one GET)
 # redis-py's own retry of one call, kept short: the loops here wait out longer outages, and
 # must learn of one soon to note it (the reaper holds off after outages).
 REDIS_RETRY = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3)
@@ -71,20 +75,30 @@ class WorkerOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     name: str | None = None
     io_threads: int = 16
+    recover_interval: float = 0.0  # 0: this worker runs no recovery sweeps
 
 
 class Worker:
     """Runs jobs from ``options.queues`` until stopped (or, with ``burst``, until none are left).
 
     ``services`` (the settings and shared clients, built once at start) reaches every run;
-    ``session_key`` names the session of a queued envelope (``handlers.registry.session_key``).
+    ``session_key`` names the session of a queued envelope (``handlers.registry.session_key``);
+    ``sweeps`` are the platforms' recovery sweeps (``handlers.registry.SWEEPS``).
     """
 
     def __init__(
-        self, services: Services, agent: Agent, options: WorkerOptions, *, session_key: SessionKey
+        self,
+        services: Services,
+        agent: Agent,
+        options: WorkerOptions,
+        *,
+        session_key: SessionKey,
+        sweeps: Sequence[Sweep] = (),
     ) -> None:
         self.options = options
         self.session_key = session_key
+        self.services = services
+        self.sweeps = tuple(sweeps)
         self.connection = redis.Redis.from_url(
             services.settings.redis_url,
             health_check_interval=30,
@@ -210,11 +224,26 @@ class Worker:
         return True
 
     def _timers(self) -> list[tuple[float, Callable[[], Any]]]:
-        return [
+        timers: list[tuple[float, Callable[[], Any]]] = [
             (self.options.heartbeat_interval, self._heartbeat),
             (self.options.reap_interval, lambda: self._call(self._reap)),
             (1.0, lambda: self._call(self.upkeep.move_due_retries)),
         ]
+        interval = self.options.recover_interval
+        if interval > 0 and self.sweeps and not self.options.burst:
+            timers.append((min(interval, _RECOVER_CHECK), self._recover))
+        return timers
+
+    async def _recover(self) -> None:
+        """Sweep the platforms that are due (the lock and the due check keep it to one sweeper)."""
+        try:
+            await sweep_due(
+                self.services, self.sweeps, interval=self.options.recover_interval, owner=self.name
+            )
+        except redis.RedisError:
+            raise
+        except Exception:  # noqa: BLE001 - a sweep's bug must not stop the timer or the worker
+            self.runner.log.exception("recovery sweep failed")
 
     async def _heartbeat(self) -> None:
         if not await self._call(self.upkeep.heartbeat, self.runner.claims()):

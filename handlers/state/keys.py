@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rq.defaults import RQ_KEY_PREFIX
 
-from gateway.keys import CANCEL_CHANNEL, PREFIX, cancel, claim, run, run_progress
+from gateway.keys import CANCEL_CHANNEL, PREFIX, cancel, claim, last_sweep, run, run_progress
 
 WORKERS = f"{PREFIX}:workers"
 """Set of runtime worker names that may hold claims; the reaper walks it."""
@@ -27,7 +27,10 @@ __all__ = [
     "claim",
     "claimed",
     "held",
+    "last_sweep",
     "lease",
+    "recover_lock",
+    "recover_state",
     "reply",
     "retry_mover",
     "run",
@@ -80,3 +83,13 @@ def reply(job_id: str) -> str:
 def retry_mover(queue: str) -> str:
     """Name of the worker moving ``queue``'s due retries back to it (short TTL, renewed by it)."""
     return f"{PREFIX}:retry-mover:{queue}"
+
+
+def recover_lock(platform: str) -> str:
+    """``<owner>|<token>`` of the one recovery sweep of ``platform`` running now (TTL, renewed)."""
+    return f"{PREFIX}:recover:{platform}:lock"
+
+
+def recover_state(platform: str) -> str:
+    """Hash: per source of ``platform``, how far its sweeps got (``<source>|swept_until`` ...)."""
+    return f"{PREFIX}:recover:{platform}:state"
