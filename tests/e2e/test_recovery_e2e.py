@@ -18,6 +18,7 @@ import redis
 from gateway.queue import to_job_id
 from handlers.state import keys, runs
 from handlers.state.replies import hidden_marker
+from tests.e2e.holding import HoldingGitHubFake
 from tests.e2e.support import APP_ID, APP_KEY, APP_PEM, recording
 from tests.fakes import GitHubFake, StripeFake
 from tests.handlers.support import FAST, ROOT, WorkerProcess, job_status, wait_until
@@ -148,3 +149,26 @@ def test_gateway_recover_stripe_queues_an_undelivered_event_that_a_worker_answer
         assert annotated is not None and annotated["metadata"]["gateway_delivery"] == event["id"]
         writes = [c for c in stripe_api.calls("POST", "/v1/invoices/in_1RECOVER") if not c.replayed]
         assert len(writes) == 1
+
+
+def test_two_workers_never_sweep_at_once(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    """Each listing is held 1.5 s; with two workers sweeping every second, listings still never overlap."""
+    with HoldingGitHubFake(app_id=APP_ID, app_public_key=APP_KEY.public_key()) as github:
+        github.add_hook("app")
+        github.seed_delivery("app", status_code=503)
+        for _ in range(4):
+            github.hold("GET", "/app/hook/deliveries", seconds=1.5)
+        env = _app_env(github)
+        workers = [
+            WorkerProcess(redis_url, *FAST, agent="triage", env=env, log=tmp_path / f"w{n}.log")
+            for n in range(2)
+        ]
+        try:
+            wait_until(lambda: len(github.calls("GET", "/app/hook/deliveries")) >= 4, timeout=60)
+        finally:
+            for worker in workers:
+                worker.close()
+    starts = [call.at for call in github.calls("GET", "/app/hook/deliveries")]
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    assert all(gap >= 1.4 for gap in gaps[:3]), f"a listing began while another was held: {gaps}"
+    assert len(github.redeliveries("app")) == 1, "the missed delivery was redelivered once"
