@@ -19,7 +19,8 @@ Rate limits (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-
 a 403 or 429 waits ``retry-after``, else until ``x-ratelimit-reset`` when
 ``x-ratelimit-remaining`` is 0, else a minute (a secondary limit); a wait longer than
 ``MAX_RATE_WAIT`` stops the source and the next sweep resumes there. 5xx and network errors are
-retried under ``clients.CALL_POLICY``. GitHub keeps deliveries for 3 days (``RETENTION``).
+retried under ``clients.CALL_POLICY``. GitHub keeps deliveries for 3 days (``RETENTION``), GitHub
+Enterprise Server for 7 (any ``GITHUB_API_URL`` but github.com's).
 """
 
 from __future__ import annotations
@@ -44,11 +45,22 @@ from handlers.recover import Missed, Page, Source
 from handlers.retry import retry_after_header
 from handlers.services import Services
 
-__all__ = ["API_VERSION", "MAX_RATE_WAIT", "PER_PAGE", "RETENTION", "SWEEP", "GitHubSweep", "rate_limit_wait"]
+__all__ = [
+    "API_VERSION",
+    "ENTERPRISE_RETENTION",
+    "MAX_RATE_WAIT",
+    "PER_PAGE",
+    "RETENTION",
+    "SWEEP",
+    "GitHubSweep",
+    "rate_limit_wait",
+]
 
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
 RETENTION = 3 * 24 * 3600.0
+ENTERPRISE_RETENTION = 7 * 24 * 3600.0
+_GITHUB_COM = "https://api.github.com"
 MAX_RATE_WAIT = 60.0
 _SECONDARY_WAIT = 60.0  # GitHub: "wait for at least one minute" when no header says how long
 _MAX_RATE_WAITS = 3
@@ -89,12 +101,16 @@ SWEEP = GitHubSweep()
 
 
 def _sources(gh: GitHubSettings, http: httpx.AsyncClient) -> list[Source]:
+    kept = RETENTION if gh.api_url == _GITHUB_COM else ENTERPRISE_RETENTION
     if gh.is_app:
         assert gh.app_id is not None and gh.app_private_key is not None
         app = GitHubAppAuth(gh.app_id, gh.app_private_key, gh.api_url)
-        return [_Deliveries("app", "/app/hook/deliveries", http, app.app_jwt)]
+        return [_Deliveries("app", "/app/hook/deliveries", http, app.app_jwt, retention=kept)]
     token = str(gh.token)
-    return [_Deliveries(str(ref), _hook_path(ref), http, lambda: token) for ref in gh.recover_hooks]
+    return [
+        _Deliveries(str(ref), _hook_path(ref), http, lambda: token, retention=kept)
+        for ref in gh.recover_hooks
+    ]
 
 
 def _hook_path(ref: WebhookRef) -> str:

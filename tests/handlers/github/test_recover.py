@@ -7,12 +7,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
 from gateway.queue import to_job_id
 from handlers.config import WorkerSettings
-from handlers.github.recover import SWEEP
+from handlers.github.recover import SWEEP, rate_limit_wait
 from handlers.recover import Report, sweep
 from handlers.services import Services
 from handlers.state import keys, runs
@@ -179,9 +180,10 @@ def test_since_reaches_further_back_than_the_checkpoint_and_never_past_retention
     services = _services(redis_url, app_fake)
     assert _sweep(services).complete  # the checkpoint is now
     old = app_fake.seed_delivery("app", status_code=503, delivered_at=now - 2 * 86400)
-    app_fake.seed_delivery("app", status_code=503, delivered_at=now - 4 * 86400)  # past GitHub's 3 days
+    # The fake is not api.github.com: GitHub Enterprise Server keeps deliveries 7 days.
+    app_fake.seed_delivery("app", status_code=503, delivered_at=now - 8 * 86400)
     assert _sweep(services).found == 0, "below the checkpoint: not walked again"
-    report = _sweep(services, since=5 * 86400)
+    report = _sweep(services, since=10 * 86400)
     assert (report.found, report.requeued) == (1, 1)
     assert _redelivered(app_fake) == [old["guid"]]
 
@@ -216,3 +218,21 @@ def test_github_cannot_be_swept_without_the_app_or_named_hooks(redis_url: str, h
     environ = {"REDIS_URL": redis_url, "GITHUB_WEBHOOK_SECRET": "s", "GITHUB_TOKEN": "t"}
     report = _sweep(Services(WorkerSettings.from_environ(environ)))
     assert report.skipped is not None and "GITHUB_RECOVER_HOOKS" in report.skipped
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "wait"),
+    [
+        (429, {"retry-after": "7"}, {}, 7.0),
+        (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1030"}, {}, 31.0),
+        (403, {}, {"message": "You have exceeded a secondary rate limit."}, 60.0),
+        (429, {}, {}, 60.0),
+        (403, {"x-ratelimit-remaining": "12"}, {"message": "Resource not accessible by integration"}, None),
+        (500, {"retry-after": "3"}, {}, None),
+    ],
+)
+def test_rate_limit_waits_follow_githubs_headers(
+    status: int, headers: dict[str, str], body: dict[str, str], wait: float | None
+) -> None:
+    response = httpx.Response(status, headers=headers, json=body)
+    assert rate_limit_wait(response, now=1000.0) == wait
