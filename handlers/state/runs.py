@@ -3,7 +3,8 @@
 Fields: ``status`` (queued, running, succeeded, failed, timed_out, cancelled), ``platform``,
 ``delivery_id``, ``event``, ``session``, ``attempts`` (starts), ``retries`` (transient retries
 scheduled), ``queued_at``, ``started_at``, ``ended_at``, ``duration``, ``worker``, ``error``,
-``reply``, ``next_attempt_at`` and the list of ``progress`` messages. A job that no worker has
+``reply``, ``next_attempt_at`` and the list of ``progress`` messages; ``outcome`` (``recovered``),
+``source`` and ``recovered_at`` when a recovery sweep brought the delivery back. A job that no worker has
 touched yet has no record; ``get_run`` then reports RQ's own status.
 """
 
@@ -85,8 +86,8 @@ def get_run(connection: redis.Redis, job_id: str) -> dict[str, Any] | None:
     """The run record of ``job_id`` with its progress messages, or ``None`` if nothing is known."""
     raw = connection.hgetall(keys.run(job_id))
     record: dict[str, Any] = {as_text(k): as_text(v) for k, v in raw.items()}
-    if not record:
-        record = _from_rq(connection, job_id) or {}
+    if "status" not in record:  # no worker touched it yet (a recovered delivery may be marked already)
+        record = {**(_from_rq(connection, job_id) or ({"status": "queued"} if record else {})), **record}
         if not record:
             return None
     record["job_id"] = job_id

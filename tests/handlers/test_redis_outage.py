@@ -148,7 +148,7 @@ def test_a_redis_restart_under_load_leaves_every_acknowledged_delivery_answered_
             assert job_status(connection, f"slack-{event_id}") == "finished"
         posted = [call.body.get("thread_ts") for call in slack.calls("POST", "/chat.postMessage")]
         assert len(posted) == len(set(posted)), "a placeholder was posted twice in one thread"
-        assert len(acked) > 100
+        assert len(acked) >= 50, "too little load to show anything"
         connection.close()
 
 

@@ -68,6 +68,7 @@ def test_a_failed_unclaimed_delivery_is_redelivered_once_and_recorded(
     assert _redelivered(app_fake) == [failed["guid"]]
     record = runs.get_run(redis_client, to_job_id("github", failed["guid"]))
     assert record is not None and (record["outcome"], record["source"]) == ("recovered", "github:app")
+    assert record["status"] == "queued", "redelivery asked for, not arrived yet"
     last = redis_client.hgetall(keys.last_sweep("github"))
     assert last[b"state"] == b"complete" and last[b"found"] == b"1" and last[b"requeued"] == b"1"
 
