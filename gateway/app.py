@@ -49,6 +49,7 @@ from gateway.errors import (
 )
 from gateway.platforms import PLATFORMS
 from gateway.queue import REDIS_TIMEOUT, Enqueuer, envelope_for, to_job_id
+from gateway.recovery import last_sweeps
 from gateway.stream import StreamHub
 from gateway.types import Clock, Delivery, Handshake, Platform
 
@@ -244,9 +245,11 @@ class _Gateway:
         return 200, b"" if delivery.ack is None else orjson.dumps(delivery.ack)
 
     async def health(self, request: Request) -> Response:
+        """Redis and queue figures, and each platform's last recovery sweep (``gateway.recovery``)."""
         try:
             queued = await self.enqueuer.queue_length()
-        except QueueUnavailable:
+            recovery = await last_sweeps(self.enqueuer.redis, self.platforms)
+        except (QueueUnavailable, redis.RedisError, OSError):
             return JSONResponse({"status": "unavailable", "redis": "unreachable"}, status_code=503)
         return JSONResponse(
             {
@@ -255,6 +258,7 @@ class _Gateway:
                 "queue": self.settings.queue_name,
                 "queued": queued,
                 "platforms": list(self.platforms),
+                "recovery": recovery,
             }
         )
 

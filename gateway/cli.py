@@ -3,9 +3,9 @@
 Exit codes scripts can rely on: 0 success, 1 a runtime failure (Redis unreachable, a command
 failed), 2 a usage or configuration error (the message names the variable).
 
-Worker-side commands (``worker``, ``failed``, ``runs``, and ``check``, which validates the
-worker's settings too) live in ``handlers.cli`` and are reached by dotted path, so the web
-process never imports the worker side or any platform SDK.
+Worker-side commands (``worker``, ``failed``, ``runs``, ``recover``, and ``check``, which
+validates the worker's settings too) live in ``handlers.cli`` and are reached by dotted path, so
+the web process never imports the worker side or any platform SDK.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ _WORKER_COMMANDS = {
     "worker": ("handlers.cli:worker_main", "run queued events: gateway worker [--concurrency N] [--burst]"),
     "failed": ("handlers.cli:failed_main", "inspect and retry failed runs: gateway failed list|show|retry"),
     "runs": ("handlers.cli:runs_main", "show or cancel a run: gateway runs show|cancel ID"),
+    "recover": (
+        "handlers.cli:recover_main",
+        "bring back deliveries GitHub or Stripe could not deliver: gateway recover github|stripe",
+    ),
     "check": ("handlers.cli:check_main", "validate settings and Redis reachability, secrets redacted"),
     "socket": ("handlers.slack.socket:socket_main", "receive Slack over Socket Mode (no public URL)"),
 }

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.fakes import github_shapes as shapes
+from tests.fakes.github_hooks import HookDeliveries
 from tests.fakes.server import FakeServer, Reply, Request, Route, route
 
 DEFAULT_TOKEN = "ghp_fakepersonaltoken"
@@ -73,11 +74,12 @@ def _unb64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-class GitHubFake(FakeServer):
+class GitHubFake(HookDeliveries, FakeServer):
     """GitHub REST API at ``base_url``, for ``github.Github(base_url=...)`` and ``GithubIntegration``.
 
     Accepts ``token X`` / ``Bearer X`` with a configured token or an installation token it issued.
-    Check runs, as on GitHub, need an installation token (other tokens get 403).
+    Check runs, as on GitHub, need an installation token (other tokens get 403). Webhook delivery
+    logs and redelivery are ``github_hooks.HookDeliveries``.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class GitHubFake(FakeServer):
         self._comments: dict[int, Obj] = {}
         self._check_runs: dict[int, Obj] = {}
         self._issued: dict[str, Obj] = {}
+        self._init_hooks()
         super().__init__(prefix=prefix)
 
     @property
@@ -121,6 +124,7 @@ class GitHubFake(FakeServer):
             route("GET", "/rate_limit", lambda request: Reply(200, shapes.rate_limit_obj())),
             route("GET", "/app", self._get_app, public=True),
             route("POST", "/app/installations/{id}/access_tokens", self._create_token, public=True),
+            *self.hook_routes(),
         ]
 
     # -- seeding ---------------------------------------------------------------------------------
@@ -189,6 +193,7 @@ class GitHubFake(FakeServer):
         """Forget repositories, issues, pulls, comments, check runs and issued tokens."""
         for store in (self._repos, self._issues, self._comments, self._check_runs, self._issued):
             store.clear()
+        self.reset_hooks()
 
     # -- FakeServer hooks ------------------------------------------------------------------------
 

@@ -167,6 +167,7 @@ def test_health_reports_queue_depth(client: TestClient) -> None:
         "queue": "gateway",
         "queued": 1,
         "platforms": ["slack"],
+        "recovery": {},
     }
 
 
