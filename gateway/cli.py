@@ -43,7 +43,7 @@ _WORKER_COMMANDS = {
 
 # Commands that run the gateway read the settings file (.env) first; the environment wins.
 _READS_ENV_FILE = frozenset(
-    {"serve", "dev", "worker", "check", "socket", "replay", "setup", "failed", "runs"}
+    {"serve", "dev", "worker", "check", "socket", "replay", "setup", "failed", "runs", "recover"}
 )
 
 
