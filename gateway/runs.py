@@ -77,6 +77,19 @@ MAX_FIELD = 8000
 MAX_EVENTS = 1000
 # Record fields a status event carries along, when the write sets them.
 _STATUS_DETAILS = ("error", "note", "next_attempt_at", "worker")
+# Record fields the runs API shows only when they are set.
+_EXTRAS = (
+    "delivery_id",
+    "retries",
+    "next_attempt_at",
+    "note",
+    "duration",
+    "worker",
+    "accounting",
+    "outcome",
+    "source",
+    "recovered_at",
+)
 _SCAN_BATCH = 200
 _MAX_SCANNED = 5000  # index entries one filtered page may look at before it answers with a cursor
 
@@ -206,7 +219,7 @@ def public_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "reply": record.get("reply"),
         "error": record.get("error"),
     }
-    for extra in ("delivery_id", "retries", "next_attempt_at", "note", "duration", "worker", "accounting"):
+    for extra in _EXTRAS:
         if record.get(extra) not in (None, ""):
             shown[extra] = record[extra]
     return shown
