@@ -42,7 +42,6 @@ VARIABLES: dict[str, str] = {
     "GITHUB_APP_ID": "GitHub App id, with GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH",
     "GITHUB_APP_PRIVATE_KEY": "GitHub App private key, PEM text",
     "GITHUB_APP_PRIVATE_KEY_PATH": "GitHub App private key, path to a PEM file",
-    "GITHUB_API_URL": "GitHub REST API base URL (default https://api.github.com; Enterprise: https://HOST/api/v3)",
     "STRIPE_API_KEY": "Stripe secret or restricted key the worker reads objects and writes metadata with",
     "STRIPE_API_BASE": "Stripe API base URL (default https://api.stripe.com)",
     "STRIPE_SLACK_CHANNEL": "optional Slack channel id where Stripe results are also announced",
@@ -140,13 +139,13 @@ class WorkerSettings:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
         """Read and check every setting; raise ``ConfigError`` naming the first bad variable."""
         source = os.environ if environ is None else environ
-        env = Reader(source, VARIABLES)
+        env, shared = Reader(source, VARIABLES), Reader(source, WEB_VARIABLES)
         settings = cls(
             base=Settings.from_environ(source),
             agent=_read_agent(env),
             concurrency=env.integer("GATEWAY_CONCURRENCY", 100, minimum=1),
-            slack=_read_slack(env, Reader(source, WEB_VARIABLES)),
-            github=_read_github(env),
+            slack=_read_slack(env, shared),
+            github=_read_github(env, shared),
             stripe=_read_stripe(env),
             llm=_read_llm(env),
         )
@@ -253,7 +252,7 @@ def _read_slack(env: Reader, shared: Reader) -> SlackSettings:
     )
 
 
-def _read_github(env: Reader) -> GitHubSettings:
+def _read_github(env: Reader, shared: Reader) -> GitHubSettings:
     key_text = env.optional("GITHUB_APP_PRIVATE_KEY")
     key_path = env.optional("GITHUB_APP_PRIVATE_KEY_PATH")
     if key_text and key_path:
@@ -265,7 +264,7 @@ def _read_github(env: Reader) -> GitHubSettings:
         app_id=env.optional("GITHUB_APP_ID"),
         app_private_key=key_text,
         app_private_key_path=key_path,
-        api_url=env.url("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
+        api_url=shared.url("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
     )
 
 
