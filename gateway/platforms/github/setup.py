@@ -98,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
         ttl=args.timeout,
     )
     _log_to_terminal()
-    _announce(plan, flow.state, listener, args)
     try:
+        _announce(plan, flow.state, listener, args)  # Ctrl-C may come as soon as the page is shown
         stopped = asyncio.run(_serve(flow, listener, seconds=args.timeout))
     except KeyboardInterrupt:
         stopped = True
