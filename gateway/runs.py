@@ -8,7 +8,8 @@ its status comes from RQ's job hash.
 
 Record fields: ``status`` (``STATUSES``), ``platform``, ``delivery_id``, ``event``, ``session``,
 ``attempts`` (starts), ``retries`` (transient retries scheduled), ``queued_at``, ``started_at``,
-``ended_at``, ``duration``, ``worker``, ``error``, ``reply``, ``next_attempt_at``, ``note`` and
+``ended_at``, ``duration``, ``worker``, ``error``, ``reply``, ``next_attempt_at``, ``note``,
+``undelivered`` (why a reply could not be posted, e.g. an expired Slack ``response_url``) and
 the list of ``progress`` messages. Every ``write`` that sets a ``status`` also appends a
 ``status`` event (and ``done`` when the status ends the run) on the same pipeline, so the event
 and the record commit together.

@@ -37,6 +37,8 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_AGENT": "agent the worker runs: triage (default), llm, or package.module:callable",
     "GATEWAY_CONCURRENCY": "agent runs one worker process runs at once (default 100)",
     "SLACK_BOT_TOKEN": "Slack bot token (xoxb-...) the worker replies with",
+    "SLACK_APP_DISTRIBUTION": "internal (default), marketplace, or unlisted: distributed outside the "
+    "Slack Marketplace, whose thread reads Slack limits to 1 a minute and 15 messages",
     "SLACK_APP_TOKEN": "Slack app-level token (xapp-..., scope connections:write) for gateway socket",
     "GITHUB_TOKEN": "token the worker replies with (alternative to a GitHub App)",
     "GITHUB_APP_ID": "GitHub App id, with GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH",
@@ -51,6 +53,7 @@ VARIABLES: dict[str, str] = {
     "LLM_SYSTEM_PROMPT": "system prompt of the llm agent: text, or @path to a file (default: per platform)",
     "LLM_MAX_STEPS": "model calls one llm run may make, tool rounds included (default 8)",
     "LLM_MAX_TOKENS": "prompt + completion tokens one llm run may use, from the API's usage (default 60000)",
+    "LLM_MAX_ANSWER_TOKENS": "tokens one model answer may have, sent as max_tokens (default 2048)",
     "LLM_TIMEOUT": "seconds to wait for the model's next bytes before retrying (default 60)",
     "LLM_HISTORY_TOKENS": "tokens of conversation history sent to the model, newest first (default 4000)",
     "LLM_STREAM": "stream answers (server-sent events): on (default) or off for servers that cannot",
@@ -69,17 +72,20 @@ SECRET_VARIABLES = frozenset(
 )
 
 _AGENT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_DISTRIBUTIONS = ("INTERNAL", "MARKETPLACE", "UNLISTED")
 
 
 @dataclass(frozen=True)
 class SlackSettings:
-    """Slack replies: the bot token and the Web API's base URL; Socket Mode's app-level token."""
+    """Slack replies: the bot token and the Web API's base URL; Socket Mode's app-level token; how
+    the app is distributed (``internal``, ``marketplace`` or ``unlisted``: Slack's rate limits differ)."""
 
     bot_token: str | None = field(repr=False)
     api_url: str
     app_token: str | None = field(default=None, repr=False)
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
+    distribution: str = "internal"
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,7 @@ class LLMSettings:
     system_prompt_setting: str | None = field(default=None, repr=False)  # as configured: text or @path
     max_steps: int = 8
     max_tokens: int = 60000
+    max_answer_tokens: int = 2048
     timeout: float = 60.0
     history_tokens: int = 4000
     stream: bool = True
@@ -179,6 +186,7 @@ class WorkerSettings:
             "GATEWAY_AGENT": s.agent,
             "GATEWAY_CONCURRENCY": str(s.concurrency),
             "SLACK_BOT_TOKEN": s.slack.bot_token or "",
+            "SLACK_APP_DISTRIBUTION": s.slack.distribution,
             "SLACK_APP_TOKEN": s.slack.app_token or "",
             "GITHUB_TOKEN": s.github.token or "",
             "GITHUB_APP_ID": s.github.app_id or "",
@@ -197,6 +205,7 @@ class WorkerSettings:
             "LLM_SYSTEM_PROMPT": _describe_prompt(s.llm.system_prompt_setting),
             "LLM_MAX_STEPS": str(s.llm.max_steps),
             "LLM_MAX_TOKENS": str(s.llm.max_tokens),
+            "LLM_MAX_ANSWER_TOKENS": str(s.llm.max_answer_tokens),
             "LLM_TIMEOUT": f"{s.llm.timeout:g}",
             "LLM_HISTORY_TOKENS": str(s.llm.history_tokens),
             "LLM_STREAM": "on" if s.llm.stream else "off",
@@ -249,6 +258,7 @@ def _read_slack(env: Reader, shared: Reader) -> SlackSettings:
         bot_token=env.optional("SLACK_BOT_TOKEN"),
         # slack-sdk joins method names onto the base URL, so it must end with a slash.
         api_url=api_url if api_url.endswith("/") else api_url + "/",
+        distribution=env.choice("SLACK_APP_DISTRIBUTION", "internal", _DISTRIBUTIONS).lower(),
     )
 
 
@@ -286,6 +296,7 @@ def _read_llm(env: Reader) -> LLMSettings:
         system_prompt_setting=prompt_setting,
         max_steps=env.integer("LLM_MAX_STEPS", 8, minimum=1),
         max_tokens=env.integer("LLM_MAX_TOKENS", 60000, minimum=100),
+        max_answer_tokens=env.integer("LLM_MAX_ANSWER_TOKENS", 2048, minimum=16),
         timeout=float(env.integer("LLM_TIMEOUT", 60, minimum=1)),
         history_tokens=env.integer("LLM_HISTORY_TOKENS", 4000, minimum=0),
         stream=env.choice("LLM_STREAM", "ON", ("ON", "OFF")) == "ON",

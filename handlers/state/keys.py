@@ -47,6 +47,8 @@ __all__ = [
     "session_history",
     "session_lock",
     "session_wait",
+    "slack_budget",
+    "slack_pause",
 ]
 
 RQ_JOB = f"{RQ_KEY_PREFIX}:job:"
@@ -87,3 +89,14 @@ def reply(job_id: str) -> str:
     """Hash: what was posted for one delivery (message ts, comment id, ``answered``), kept for at
     least the dedupe window so a rerun edits or skips instead of posting again."""
     return f"{PREFIX}:reply:{job_id}"
+
+
+def slack_budget(team: str, method: str, scope: str = "") -> str:
+    """Hash ``tokens``/``at``: the token bucket of one Slack method in one workspace (``scope``: a
+    channel, for per-channel limits), shared by every worker."""
+    return f"{PREFIX}:slack:budget:{team}:{method}:{scope}"
+
+
+def slack_pause(team: str, method: str, scope: str = "") -> str:
+    """Exists while Slack's last ``Retry-After`` for that method and workspace runs (PX TTL)."""
+    return f"{PREFIX}:slack:pause:{team}:{method}:{scope}"

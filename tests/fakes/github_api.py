@@ -2,8 +2,11 @@
 
 Bodies come from ``github_shapes`` and point back at the fake, so PyGithub can follow them.
 ``prefix="/api/v3"`` serves the same API the way GitHub Enterprise Server does. GitHub App JWTs are
-checked against the app's public key (RS256) and exchanged for installation tokens, as in
-https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app.
+checked against the app's public key (RS256; ``exp`` at most 10 minutes ahead) and exchanged for
+installation tokens that expire (``token_lifetime``, an hour by default; ``expire_tokens``), as in
+https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app. Comment bodies
+and check runs are checked as GitHub checks them (``github_rules``: byte limits, status and
+conclusion enums).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.fakes import github_rules as rules
 from tests.fakes import github_shapes as shapes
 from tests.fakes.github_apps import ManifestApps
 from tests.fakes.server import FakeServer, Reply, Request, Route, route
@@ -31,8 +35,8 @@ DEFAULT_TOKEN = "ghp_fakepersonaltoken"
 TOKEN_LIFETIME = 3600
 DEFAULT_PERMISSIONS = {"issues": "write", "pull_requests": "write", "checks": "write", "metadata": "read"}
 _BAD_JWT = "A JSON web token could not be decoded"
-# GitHub refuses an exp more than 10 minutes ahead; PyGithub backdates iat by 60 s, so allow some slack.
-_JWT_MAX_AHEAD = 660
+# "The time must be no more than 10 minutes into the future" (GitHub's JWT page).
+_JWT_MAX_AHEAD = 600
 
 Obj = dict[str, Any]
 
@@ -88,9 +92,11 @@ class GitHubFake(FakeServer):
         app_id: int | None = None,
         app_public_key: str | bytes | rsa.RSAPublicKey | None = None,
         prefix: str = "",
+        token_lifetime: float = TOKEN_LIFETIME,
     ) -> None:
         self.tokens = tuple(tokens)
         self.app_id = app_id
+        self.token_lifetime = token_lifetime
         self._app_key = None if app_public_key is None else load_public_key(app_public_key)
         self._ids = itertools.count(1001)
         self._repos: dict[str, Obj] = {}
@@ -194,6 +200,12 @@ class GitHubFake(FakeServer):
         with self._cond:
             return [{"token": token, **fields} for token, fields in self._issued.items()]
 
+    def expire_tokens(self) -> None:
+        """Make every installation token handed out so far expired (GitHub then answers 401)."""
+        with self._cond:
+            for issued in self._issued.values():
+                issued["expires_at"] = min(issued["expires_at"], time.time() - 1)
+
     def reset_state(self) -> None:
         """Forget repositories, issues, pulls, comments, check runs, issued tokens, manifest Apps."""
         for store in (self._repos, self._issues, self._comments, self._check_runs, self._issued):
@@ -249,7 +261,7 @@ class GitHubFake(FakeServer):
         now, exp, iat = time.time(), claims.get("exp"), claims.get("iat")
         if str(claims.get("iss")) != str(self.app_id):
             return _error(401, "'Issuer' claim ('iss') must be the GitHub App's id")
-        if not isinstance(exp, int) or not now < exp < now + _JWT_MAX_AHEAD:
+        if not isinstance(exp, int) or not now < exp <= now + _JWT_MAX_AHEAD:
             return _error(401, "'Expiration time' claim ('exp') is too far in the future or in the past")
         if not isinstance(iat, int) or iat > now + 60:
             return _error(401, "'Issued at' claim ('iat') must be an Integer representing the time issued")
@@ -271,7 +283,7 @@ class GitHubFake(FakeServer):
         if denied is not None or installation_id is None:
             return denied or _error(404)
         asked = request.body.get("permissions") if isinstance(request.body, dict) else None
-        token, expires_at = f"ghs_{secrets.token_hex(18)}", time.time() + TOKEN_LIFETIME
+        token, expires_at = f"ghs_{secrets.token_hex(18)}", time.time() + self.token_lifetime
         self._issued[token] = {"installation_id": installation_id, "expires_at": expires_at}
         body = {
             "token": token,
@@ -303,8 +315,9 @@ class GitHubFake(FakeServer):
         issue, body = self._issue(request), _field(request, "body")
         if issue is None:
             return _error(404)
-        if not isinstance(body, str) or not body:
-            return _error(422, "Validation Failed")
+        refused = rules.comment_refusal(body)
+        if refused is not None:
+            return refused
         user, user_type = self._actor(request)
         comment_id = self._add_comment(issue["repo"], issue["number"], body, user=user, user_type=user_type)
         return Reply(201, shapes.comment_obj(request.base_url, self._comments[comment_id]))
@@ -313,8 +326,9 @@ class GitHubFake(FakeServer):
         comment, body = self._comments.get(_number(request, "id") or 0), _field(request, "body")
         if comment is None or comment["repo"] != _full_name(request):
             return _error(404)
-        if not isinstance(body, str) or not body:
-            return _error(422, "Validation Failed")
+        refused = rules.comment_refusal(body)
+        if refused is not None:
+            return refused
         comment.update(body=body, updated_at=time.time())
         return Reply(200, shapes.comment_obj(request.base_url, comment))
 
@@ -352,8 +366,11 @@ class GitHubFake(FakeServer):
             return _error(404)
         if self._installation(_token(request)) is None:
             return _error(403, "You must authenticate via a GitHub App.")
-        if not _field(request, "name") or not _field(request, "head_sha"):
-            return _error(422, "Invalid request: name and head_sha are required.")
+        refused = rules.check_run_refusal(
+            request.body if isinstance(request.body, dict) else {}, creating=True
+        )
+        if refused is not None:
+            return refused
         run_id = next(self._ids)
         run = {"id": run_id, "repo": full_name, "status": "queued", "conclusion": None, "output": {}}
         self._check_runs[run_id] = run | {"started_at": time.time(), "completed_at": None}
@@ -364,7 +381,11 @@ class GitHubFake(FakeServer):
         run = self._check_runs.get(_number(request, "id") or 0)
         if run is None or run["repo"] != _full_name(request):
             return _error(404)
-        _apply_check_run(run, request.body if isinstance(request.body, dict) else {})
+        body = request.body if isinstance(request.body, dict) else {}
+        refused = rules.check_run_refusal(body, creating=False)
+        if refused is not None:
+            return refused
+        _apply_check_run(run, body)
         return Reply(200, self._check_run_obj(request.base_url, run))
 
     def _check_run_obj(self, base: str, run: Obj) -> Obj:
