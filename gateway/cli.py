@@ -42,8 +42,9 @@ _WORKER_COMMANDS = {
 }
 
 # Commands that run the gateway read the settings file (.env) first; the environment wins.
+# (``setup`` reads and writes it itself: it must tell the file's values from the environment's.)
 _READS_ENV_FILE = frozenset(
-    {"serve", "dev", "worker", "check", "socket", "replay", "setup", "failed", "runs", "recover"}
+    {"serve", "dev", "worker", "check", "socket", "replay", "failed", "runs", "recover"}
 )
 
 
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.set_defaults(command=_dev_command)
     _add_replay(commands)
     _add_manifest(commands)
+    _add_setup(commands)
     for name, (_, help_text) in _WORKER_COMMANDS.items():
         commands.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -154,6 +156,23 @@ def _add_manifest(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     manifest.add_argument("--org", help="GitHub: register the App under this organization")
     manifest.set_defaults(command=_manifest_command)
+
+
+def _add_setup(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    setup = commands.add_parser(
+        "setup",
+        help="register an app in one step and write its credentials to .env (github)",
+        description="Create the app on the platform and write its credentials to the settings file "
+        "(.env, or GATEWAY_ENV_FILE), printing what was written but never a secret. Exit 0 when "
+        "saved, 1 when the platform refused or did not answer in time, 2 on usage errors.",
+    )
+    platforms = setup.add_subparsers(title="platforms", required=True, metavar="PLATFORM")
+    for name, platform in PLATFORMS.items():
+        if platform.setup is not None:
+            summary = platform.setup.summary
+            parser = platforms.add_parser(name, help=summary, description=summary)
+            platform.setup.add_arguments(parser)
+            parser.set_defaults(command=platform.setup.run)
 
 
 def port_number(text: str) -> int:

@@ -8,7 +8,8 @@ one schema for both. A run's id is its job id. A job no worker has touched yet h
 
 Record fields: ``status`` (``STATUSES``), ``platform``, ``delivery_id``, ``event``, ``session``,
 ``attempts`` (starts), ``retries`` (transient retries scheduled), ``queued_at``, ``started_at``,
-``ended_at``, ``duration``, ``worker``, ``error``, ``reply``, ``next_attempt_at``, ``note``, the
+``ended_at``, ``duration``, ``worker``, ``error``, ``reply``, ``next_attempt_at``, ``note``,
+``undelivered`` (why a reply could not be posted, e.g. an expired Slack ``response_url``), the
 list of ``progress`` messages, and ``outcome`` (``recovered``), ``source`` and ``recovered_at``
 when a recovery sweep (``handlers.recover``) brought the delivery back. Every ``write`` that sets
 a ``status`` also appends a ``status`` event (and ``done`` when the status ends the run) on the

@@ -86,7 +86,19 @@ class Turn:
 
 @dataclass(frozen=True)
 class Reply:
-    """What an agent returns: the text to post, plus optional structured data (JSON-safe)."""
+    """What an agent returns: the text to post, plus optional structured data (JSON-safe).
+
+    ``text`` is Markdown, posted as text: platforms escape what could act on its own (in Slack a
+    ``<!channel>`` in it pings nobody, ``<@U1>`` mentions nobody, links show their address), since
+    an agent's words may repeat whatever the issue or thread it read said. What should act is
+    asked for in ``data``, per platform:
+
+    - ``data["slack"]``: ``mentions`` (user ids ``U…``/``W…``, user-group ids ``S…``), ``notify``
+      (``"here"``, ``"channel"`` or ``"everyone"``), ``links`` (``[{"url", "text"}]``) and
+      ``blocks`` (Block Kit, sent when within Slack's limits; the text is their fallback). The
+      earlier ``data["slack_blocks"]`` still works. Rendered by ``handlers.slack.render``.
+    - ``data["llm"]``: the ``llm`` agent's accounting (model, steps, tokens), kept in the run record.
+    """
 
     text: str
     data: Mapping[str, Any] = field(default_factory=dict)

@@ -28,6 +28,7 @@ __all__ = [
     "NO_RETRY",
     "SDK_TIMEOUT_SECONDS",
     "ErrorTranslation",
+    "Pacer",
     "call",
     "is_unapplied",
     "translate",
@@ -52,6 +53,16 @@ class ErrorTranslation(Protocol):
         """True when the failed call surely changed nothing (rate-limited before it ran)."""
 
 
+class Pacer(Protocol):
+    """A platform's shared rate budget around one call (Slack's: ``handlers.slack.budget``)."""
+
+    async def before_attempt(self, deadline: float | None) -> None:
+        """Wait until the budget allows an attempt (never past ``deadline``)."""
+
+    async def after_failure(self, error: HandlerError) -> None:
+        """Learn from a failed attempt (a 429's ``Retry-After`` pauses every caller)."""
+
+
 async def call(
     function: Callable[..., T],
     *args: Any,
@@ -59,6 +70,7 @@ async def call(
     policy: RetryPolicy = CALL_POLICY,
     deadline: float | None = None,
     idempotent: bool = True,
+    pacer: Pacer | None = None,
     **kwargs: Any,
 ) -> T:
     """Run one blocking SDK call in a thread, translating and retrying its errors.
@@ -68,14 +80,19 @@ async def call(
     ``TransientError`` or ``PermanentError``. With ``idempotent=False`` (a post that would
     duplicate) only failures that prove nothing was written (rate limits, refused connections)
     are retried in place; after a 5xx or a timeout the write may have happened, so the error is
-    raised and the job's rerun looks for its marker first.
+    raised and the job's rerun looks for its marker first. A ``pacer`` is consulted before each
+    attempt and told of each failure.
     """
     retries = 0
     while True:
+        if pacer is not None:
+            await pacer.before_attempt(deadline)
         try:
             return await asyncio.to_thread(function, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every SDK error is translated below
             error = translate(exc, translation)
+            if pacer is not None:
+                await pacer.after_failure(error)
             decision = policy.decide(error, retries_so_far=retries)
             unsafe = not idempotent and not is_unapplied(exc, translation)
             late = deadline is not None and time.time() + decision.delay > deadline

@@ -39,12 +39,13 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_CONCURRENCY": "agent runs one worker process runs at once (default 100)",
     "GATEWAY_RECOVER_INTERVAL": "seconds between recovery sweeps of GitHub and Stripe (default 300; 0: off)",
     "SLACK_BOT_TOKEN": "Slack bot token (xoxb-...) the worker replies with",
+    "SLACK_APP_DISTRIBUTION": "internal (default), marketplace, or unlisted: distributed outside the "
+    "Slack Marketplace, whose thread reads Slack limits to 1 a minute and 15 messages",
     "SLACK_APP_TOKEN": "Slack app-level token (xapp-..., scope connections:write) for gateway socket",
     "GITHUB_TOKEN": "token the worker replies with (alternative to a GitHub App)",
     "GITHUB_APP_ID": "GitHub App id, with GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH",
     "GITHUB_APP_PRIVATE_KEY": "GitHub App private key, PEM text",
     "GITHUB_APP_PRIVATE_KEY_PATH": "GitHub App private key, path to a PEM file",
-    "GITHUB_API_URL": "GitHub REST API base URL (default https://api.github.com; Enterprise: https://HOST/api/v3)",
     "GITHUB_RECOVER_HOOKS": "webhooks whose failed deliveries are redelivered (with GITHUB_TOKEN): "
     "owner/repo:HOOK_ID or org:HOOK_ID, comma-separated",
     "STRIPE_API_KEY": "Stripe secret or restricted key the worker reads objects and writes metadata with",
@@ -58,6 +59,7 @@ VARIABLES: dict[str, str] = {
     "LLM_SYSTEM_PROMPT": "system prompt of the llm agent: text, or @path to a file (default: per platform)",
     "LLM_MAX_STEPS": "model calls one llm run may make, tool rounds included (default 8)",
     "LLM_MAX_TOKENS": "prompt + completion tokens one llm run may use, from the API's usage (default 60000)",
+    "LLM_MAX_ANSWER_TOKENS": "tokens one model answer may have, sent as max_tokens (default 2048)",
     "LLM_TIMEOUT": "seconds to wait for the model's next bytes before retrying (default 60)",
     "LLM_HISTORY_TOKENS": "tokens of conversation history sent to the model, newest first (default 4000)",
     "LLM_STREAM": "stream answers (server-sent events): on (default) or off for servers that cannot",
@@ -76,6 +78,8 @@ SECRET_VARIABLES = frozenset(
 )
 
 _AGENT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_DISTRIBUTIONS = ("INTERNAL", "MARKETPLACE", "UNLISTED")
+
 _WEBHOOK_REF = re.compile(r"^(?P<target>[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)?):(?P<hook_id>[0-9]{1,20})$")
 _EVENT_TYPE = re.compile(r"^[a-z0-9_]+(?:\.[a-z0-9_]+)+$")
 _MAX_THIN_TYPES = 20  # what GET /v2/core/events accepts in ``types``
@@ -99,13 +103,15 @@ class WebhookRef:
 
 @dataclass(frozen=True)
 class SlackSettings:
-    """Slack replies: the bot token and the Web API's base URL; Socket Mode's app-level token."""
+    """Slack replies: the bot token and the Web API's base URL; Socket Mode's app-level token; how
+    the app is distributed (``internal``, ``marketplace`` or ``unlisted``: Slack's rate limits differ)."""
 
     bot_token: str | None = field(repr=False)
     api_url: str
     app_token: str | None = field(default=None, repr=False)
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
+    distribution: str = "internal"
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,7 @@ class LLMSettings:
     system_prompt_setting: str | None = field(default=None, repr=False)  # as configured: text or @path
     max_steps: int = 8
     max_tokens: int = 60000
+    max_answer_tokens: int = 2048
     timeout: float = 60.0
     history_tokens: int = 4000
     stream: bool = True
@@ -168,14 +175,14 @@ class WorkerSettings:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
         """Read and check every setting; raise ``ConfigError`` naming the first bad variable."""
         source = os.environ if environ is None else environ
-        env = Reader(source, VARIABLES)
+        env, shared = Reader(source, VARIABLES), Reader(source, WEB_VARIABLES)
         settings = cls(
             base=Settings.from_environ(source),
             agent=_read_agent(env),
             concurrency=env.integer("GATEWAY_CONCURRENCY", 100, minimum=1),
             recover_interval=env.integer("GATEWAY_RECOVER_INTERVAL", 300, minimum=0),
-            slack=_read_slack(env, Reader(source, WEB_VARIABLES)),
-            github=_read_github(env),
+            slack=_read_slack(env, shared),
+            github=_read_github(env, shared),
             stripe=_read_stripe(env),
             llm=_read_llm(env),
         )
@@ -210,6 +217,7 @@ class WorkerSettings:
             "GATEWAY_CONCURRENCY": str(s.concurrency),
             "GATEWAY_RECOVER_INTERVAL": str(s.recover_interval),
             "SLACK_BOT_TOKEN": s.slack.bot_token or "",
+            "SLACK_APP_DISTRIBUTION": s.slack.distribution,
             "SLACK_APP_TOKEN": s.slack.app_token or "",
             "GITHUB_TOKEN": s.github.token or "",
             "GITHUB_APP_ID": s.github.app_id or "",
@@ -230,6 +238,7 @@ class WorkerSettings:
             "LLM_SYSTEM_PROMPT": _describe_prompt(s.llm.system_prompt_setting),
             "LLM_MAX_STEPS": str(s.llm.max_steps),
             "LLM_MAX_TOKENS": str(s.llm.max_tokens),
+            "LLM_MAX_ANSWER_TOKENS": str(s.llm.max_answer_tokens),
             "LLM_TIMEOUT": f"{s.llm.timeout:g}",
             "LLM_HISTORY_TOKENS": str(s.llm.history_tokens),
             "LLM_STREAM": "on" if s.llm.stream else "off",
@@ -282,10 +291,11 @@ def _read_slack(env: Reader, shared: Reader) -> SlackSettings:
         bot_token=env.optional("SLACK_BOT_TOKEN"),
         # slack-sdk joins method names onto the base URL, so it must end with a slash.
         api_url=api_url if api_url.endswith("/") else api_url + "/",
+        distribution=env.choice("SLACK_APP_DISTRIBUTION", "internal", _DISTRIBUTIONS).lower(),
     )
 
 
-def _read_github(env: Reader) -> GitHubSettings:
+def _read_github(env: Reader, shared: Reader) -> GitHubSettings:
     key_text = env.optional("GITHUB_APP_PRIVATE_KEY")
     key_path = env.optional("GITHUB_APP_PRIVATE_KEY_PATH")
     if key_text and key_path:
@@ -297,7 +307,7 @@ def _read_github(env: Reader) -> GitHubSettings:
         app_id=env.optional("GITHUB_APP_ID"),
         app_private_key=key_text,
         app_private_key_path=key_path,
-        api_url=env.url("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
+        api_url=shared.url("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
         recover_hooks=tuple(_webhook_ref(value) for value in _list(env, "GITHUB_RECOVER_HOOKS")),
     )
 
@@ -345,6 +355,7 @@ def _read_llm(env: Reader) -> LLMSettings:
         system_prompt_setting=prompt_setting,
         max_steps=env.integer("LLM_MAX_STEPS", 8, minimum=1),
         max_tokens=env.integer("LLM_MAX_TOKENS", 60000, minimum=100),
+        max_answer_tokens=env.integer("LLM_MAX_ANSWER_TOKENS", 2048, minimum=16),
         timeout=float(env.integer("LLM_TIMEOUT", 60, minimum=1)),
         history_tokens=env.integer("LLM_HISTORY_TOKENS", 4000, minimum=0),
         stream=env.choice("LLM_STREAM", "ON", ("ON", "OFF")) == "ON",

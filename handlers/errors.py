@@ -3,6 +3,8 @@
 HandlerError                 root; ``retryable`` says whether another attempt may succeed
 ├── TransientError           network trouble, timeouts, HTTP 429 / 5xx (retry_after honoured)
 ├── PermanentError           auth, not found, bad request, agent bugs: fails at once
+│   └── ConversationRefused  the model server refused this conversation for good (a parse error)
+│       └── ContextExceeded  the conversation no longer fits the model's context
 ├── RunTimedOut              the run passed its deadline; ends as timed_out, not retried
 ├── RunCancelled             someone cancelled the run; ends as cancelled, not retried
 ├── LeaseLost                this worker no longer owns the job (it was reaped); drop it
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 __all__ = [
     "AgentLoadError",
+    "ContextExceeded",
+    "ConversationRefused",
     "DeadlineReached",
     "HandlerError",
     "LeaseLost",
@@ -59,6 +63,15 @@ class TransientError(HandlerError):
 
 class PermanentError(HandlerError):
     """Retrying cannot help: bad credentials, a missing object, a rejected request, a bug."""
+
+
+class ConversationRefused(PermanentError):
+    """The model server refused this exact conversation for a reason another attempt cannot change
+    (it could not parse what it was sent); the run answers with what it has instead."""
+
+
+class ContextExceeded(ConversationRefused):
+    """The model server says the conversation no longer fits its context window."""
 
 
 class RunTimedOut(HandlerError):

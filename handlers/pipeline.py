@@ -56,6 +56,7 @@ __all__ = [
     "no_failure_notice",
     "no_notes",
     "no_tools",
+    "record_undelivered",
     "run_event",
 ]
 
@@ -105,6 +106,13 @@ async def log_delivery(event: Event, reply: Reply, run: Run) -> None:
         "reply not posted (the platform's API credentials are not set); it would have said:",
         extra={"fields": {"reply": shown, "reply_chars": len(reply.text), "subject": event.subject}},
     )
+
+
+async def record_undelivered(run: Run, reason: str) -> None:
+    """The reply could not be posted: say why in the run record (``undelivered``), which keeps the
+    reply's text too, so ``gateway runs show`` tells the operator."""
+    run.log.warning("reply not posted", extra={"fields": {"reason": reason}})
+    await asyncio.to_thread(runs.write, run.services.redis, run.job_id, undelivered=reason)
 
 
 async def log_progress(event: Event, text: str, run: Run) -> None:

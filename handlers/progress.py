@@ -2,10 +2,11 @@
 
 ``run.progress(text)`` must return at once, but the platform limits edits (Slack's
 ``chat.update`` is Tier 3, about 50 a minute per workspace). The relay keeps only the newest
-pending message and sends at most one per ``interval`` from a background task; intermediate
-messages are dropped. ``close()`` is awaited before the final answer is posted: it drops what is
-pending and waits for an edit already on the wire, so a late progress edit can never overwrite
-the answer.
+pending message and sends at most one per ``interval`` (per run) from a background task;
+intermediate messages are dropped. What all runs of a workspace send together is bounded by the
+platform's own budget (Slack: ``handlers.slack.budget``, which drops progress before answers).
+``close()`` is awaited before the final answer is posted: it drops what is pending and waits for
+an edit already on the wire, so a late progress edit can never overwrite the answer.
 """
 
 from __future__ import annotations

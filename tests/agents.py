@@ -9,7 +9,10 @@ can run differently behaving events:
      "permanent_attempts": 1, # ... only on attempts 1..N (a later retry succeeds)
      "bug": true,             # raise ValueError (an agent bug: permanent)
      "progress": ["a", "b"],  # progress messages sent first
-     "poll_cancel": 5.0}      # loop up to N s on run.cancelled, recording when it was seen
+     "progress_every": 0.5,   # seconds between those progress messages (default: all at once)
+     "poll_cancel": 5.0,      # loop up to N s on run.cancelled, recording when it was seen
+     "reply": "text",         # the reply's text (default: "done <delivery id> after N turns")
+     "data": {...}}           # the reply's data (Reply.data)
 
 Every run appends JSON lines to the Redis list ``test:log`` (start, end, cancel-seen) with the
 delivery id, attempt, pid and time, so tests can see overlaps, reruns and ordering.
@@ -60,13 +63,16 @@ async def scripted(event: Event, run: Run) -> Reply:
     record("start", event, run, history=[turn.text for turn in run.history])
     for text in script.get("progress", []):
         run.progress(text)
+        if script.get("progress_every"):
+            await asyncio.sleep(float(script["progress_every"]))
     if script.get("poll_cancel"):
         await _poll_cancel(event, run, float(script["poll_cancel"]))
     if script.get("sleep"):
         await asyncio.sleep(float(script["sleep"]))
     _maybe_fail(script, run)
     record("end", event, run)
-    return Reply(text=f"done {event.delivery_id} after {len(run.history)} turns")
+    text = script.get("reply", f"done {event.delivery_id} after {len(run.history)} turns")
+    return Reply(text=str(text), data=dict(script.get("data") or {}))
 
 
 def blocking(event: Event, run: Run) -> Reply:

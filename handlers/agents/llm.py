@@ -66,5 +66,10 @@ def _chat_config(llm: LLMSettings) -> ChatConfig:
     if not llm.base_url or not llm.model:
         raise PermanentError("LLM_BASE_URL and LLM_MODEL must be set for GATEWAY_AGENT=llm")
     return ChatConfig(
-        base_url=llm.base_url, model=llm.model, api_key=llm.api_key, timeout=llm.timeout, stream=llm.stream
+        base_url=llm.base_url,
+        model=llm.model,
+        api_key=llm.api_key,
+        timeout=llm.timeout,
+        stream=llm.stream,
+        max_tokens=llm.max_answer_tokens,
     )

@@ -3,7 +3,8 @@
 An App authenticates as itself with a short-lived JWT (RS256, signed here with ``cryptography``)
 and exchanges it for an installation token for the installation named in the event's
 ``installation.id``. Installation tokens live an hour; each is cached in the process and
-replaced five minutes before it expires.
+replaced five minutes before it expires, or at once when GitHub refuses it (``forget``: a token
+revoked early, or a clock that drifted).
 https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app
 """
 
@@ -64,6 +65,13 @@ class GitHubAppAuth:
             self._tokens[installation_id] = (token, expires_at)
             return token
 
+    def forget(self, installation_id: int, token: str) -> None:
+        """Drop ``token`` from the cache (GitHub refused it); a newer one another run got stays."""
+        with self._lock:
+            cached = self._tokens.get(installation_id)
+            if cached is not None and cached[0] == token:
+                del self._tokens[installation_id]
+
     def _exchange(self, installation_id: int) -> tuple[str, float]:
         url = f"{self._api_url}/app/installations/{installation_id}/access_tokens"
         headers = {"Authorization": f"Bearer {self.app_jwt()}", "Accept": "application/vnd.github+json"}
@@ -106,6 +114,13 @@ class GitHubCredentials:
         raise PermanentError(
             "neither GITHUB_TOKEN nor GITHUB_APP_ID is set: the worker cannot reply on GitHub"
         )
+
+    def refused(self, installation_id: int | None, token: str) -> bool:
+        """GitHub answered 401 to ``token``: forget it; True when a fresh one may be tried."""
+        if self._app is None or installation_id is None or token == self._token:
+            return False
+        self._app.forget(installation_id, token)
+        return True
 
 
 def _b64(data: bytes) -> str:

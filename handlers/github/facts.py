@@ -14,7 +14,7 @@ import github
 from github.Repository import Repository
 
 from handlers.agent import Event, Run
-from handlers.github.client import call, client_for, is_configured
+from handlers.github.client import call_as, is_configured
 from handlers.github.payload import installation_id, is_pull, number_of, repository
 
 __all__ = ["MAX_FILES", "enrich", "repo"]
@@ -32,11 +32,11 @@ async def enrich(event: Event, run: Run) -> Event:
         or event.name.startswith("pull_request_review")
     ):
         return event
-    client = await call(client_for, run.services, installation_id(event))
-    if is_pull(event):
-        facts = {"pull": await call(_read_pull, client, full_name, number, deadline=run.deadline)}
-    else:
-        facts = {"issue": await call(_read_issue, client, full_name, number, deadline=run.deadline)}
+    read = _read_pull if is_pull(event) else _read_issue
+    found = await call_as(
+        run.services, installation_id(event), read, full_name, number, deadline=run.deadline
+    )
+    facts = {"pull" if is_pull(event) else "issue": found}
     return dataclasses.replace(event, facts={**event.facts, **facts})
 
 

@@ -10,6 +10,11 @@
 Exactly once: every comment ends with ``hidden_marker(job_id)``; its id is stored in the
 delivery's ``ReplyMarker`` right after posting, and a rerun with no stored id first searches the
 comments made since the delivery arrived for the marker. Check-run ids are stored the same way.
+
+Sizes: GitHub limits a check run's ``summary`` to 65,535 *bytes* (its docs say characters; a
+longer UTF-8 text gets 422 "summary exceeds a maximum bytesize of 65535",
+https://docs.github.com/rest/checks/runs) and a comment body to 65,536 characters. Both are cut
+here in UTF-8 bytes, which satisfies either reading, and say that they were cut.
 """
 
 from __future__ import annotations
@@ -20,17 +25,19 @@ from typing import Any
 import github
 
 from handlers.agent import Event, Reply, Run
-from handlers.github.client import call, client_for, is_configured
+from handlers.github.client import call_as, is_configured
 from handlers.github.facts import repo
 from handlers.github.payload import head_sha, installation_id, is_review_comment, number_of, repository
 from handlers.payload import as_dict
 from handlers.pipeline import log_delivery
 from handlers.state.replies import ReplyMarker, hidden_marker
 
-__all__ = ["CHECK_RUN_NAME", "MAX_COMMENT", "deliver"]
+__all__ = ["CHECK_RUN_NAME", "MAX_COMMENT", "MAX_OUTPUT", "deliver", "fit"]
 
 CHECK_RUN_NAME = "gateway triage"
-MAX_COMMENT = 65_536
+MAX_COMMENT = 65_536  # bytes here; GitHub counts characters, so this is never too many
+MAX_OUTPUT = 65_535  # bytes of a check run's output summary or text
+_CUT = "\n\n…(cut to fit GitHub's size limit)"
 _COMMENTED = {
     "issues": {"opened", "reopened"},
     "pull_request": {"opened", "reopened"},
@@ -44,32 +51,53 @@ async def deliver(event: Event, reply: Reply, run: Run) -> None:
     """Post the reply once (comment or review reply), and the check run where it applies."""
     if not is_configured(run.services):
         return await log_delivery(event, reply, run)
-    client = await call(client_for, run.services, installation_id(event))
     if event.action in _COMMENTED.get(event.name, set()) or is_review_comment(event):
-        await _comment_once(client, event, reply, run)
+        await _comment_once(event, reply, run)
     if event.name == "pull_request" and event.action in _CHECKED:
-        await _check_run_once(client, event, reply, run)
+        await _check_run_once(event, reply, run)
 
 
-async def _comment_once(client: github.Github, event: Event, reply: Reply, run: Run) -> None:
+def fit(text: str, limit: int, *, tail: str = "") -> str:
+    """``text`` + ``tail`` in at most ``limit`` UTF-8 bytes; a cut text says it was cut."""
+    room = limit - len(tail.encode())
+    if len(text.encode()) <= room:
+        return text + tail
+    cut = text.encode()[: room - len(_CUT.encode())].decode("utf-8", "ignore")
+    return cut.rstrip() + _CUT + tail
+
+
+async def _comment_once(event: Event, reply: Reply, run: Run) -> None:
     marker = ReplyMarker.for_run(run)
     if (await marker.load()).get("github_comment"):
         return  # an earlier attempt posted it
-    found = await call(_find_comment, client, event, run.job_id) if run.attempt > 1 else None
+    installation = installation_id(event)
+    found = None
+    if run.attempt > 1:
+        found = await call_as(run.services, installation, _find_comment, event, run.job_id)
     if found is None:
-        body = reply.text[: MAX_COMMENT - 100] + "\n\n" + hidden_marker(run.job_id)
-        found = await call(_post_comment, client, event, body, deadline=run.deadline, idempotent=False)
+        body = fit(reply.text, MAX_COMMENT, tail="\n\n" + hidden_marker(run.job_id))
+        found = await call_as(
+            run.services, installation, _post_comment, event, body, deadline=run.deadline, idempotent=False
+        )
     await marker.note(github_comment=found)
 
 
-async def _check_run_once(client: github.Github, event: Event, reply: Reply, run: Run) -> None:
+async def _check_run_once(event: Event, reply: Reply, run: Run) -> None:
     if not run.services.settings.github.is_app:
         run.log.info("no check run: check runs need a GitHub App installation token, not GITHUB_TOKEN")
         return
     marker = ReplyMarker.for_run(run)
     if (await marker.load()).get("github_check_run"):
         return
-    check_id = await call(_create_check_run, client, event, reply, run.job_id, deadline=run.deadline)
+    check_id = await call_as(
+        run.services,
+        installation_id(event),
+        _create_check_run,
+        event,
+        reply,
+        run.job_id,
+        deadline=run.deadline,
+    )
     await marker.note(github_check_run=check_id)
 
 
@@ -104,6 +132,6 @@ def _create_check_run(client: github.Github, event: Event, reply: Reply, job_id:
         external_id=job_id,
         status="completed",
         conclusion="neutral",
-        output={"title": title, "summary": reply.text[:65_000]},
+        output={"title": title or "Triage", "summary": fit(reply.text, MAX_OUTPUT) or "(no summary)"},
     )
     return int(run.id)

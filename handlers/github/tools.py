@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from handlers.agent import Event
-from handlers.github.client import call, client_for, is_configured
+from handlers.github.client import call_as, is_configured
 from handlers.github.payload import head_sha, installation_id, number_of, repository
 from handlers.services import Services
 from handlers.tools import Arguments, Tool, ToolError, cap, integer_argument, schema, to_json
@@ -43,11 +43,11 @@ class _Scope:
     async def run(self, read: Callable[[Any], str], deadline: float) -> str:
         """Run ``read(repository)`` in a thread with the installation's token; return capped text."""
 
-        def work() -> str:
+        def work(client: Any) -> str:
             # The worker's shared client and installation-token cache, as the replies use.
-            return read(client_for(self.services, self.installation).get_repo(self.repo))
+            return read(client.get_repo(self.repo))
 
-        return cap(await call(work, deadline=deadline))
+        return cap(await call_as(self.services, self.installation, work, deadline=deadline))
 
     def number_of(self, arguments: Arguments) -> int:
         default = self.number if isinstance(self.number, int) else 0

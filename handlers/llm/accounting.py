@@ -15,7 +15,7 @@ from handlers.llm.memory import TokenEstimator
 
 __all__ = ["Accounting", "Ending"]
 
-Ending = Literal["answer", "steps", "tokens", "deadline", "unusable"]
+Ending = Literal["answer", "steps", "tokens", "deadline", "length", "context", "refused", "unusable"]
 
 
 @dataclass

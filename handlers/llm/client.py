@@ -5,10 +5,19 @@ lazily inside the running loop. Each call streams the answer (server-sent events
 ``LLM_STREAM=off``, and also accepts a plain JSON answer from servers that ignore ``stream``. Connect
 and read timeouts are separate: a model that keeps streaming slowly is fine, one that stalls is not.
 
+Every request caps the answer (``max_tokens``, ``LLM_MAX_ANSWER_TOKENS``) and, when it offers
+tools, says ``"tool_choice": "auto"`` (llama-cpp-python's function-calling format drops the tools
+without it).
+
 Failures: timeouts, connection errors, 429 and 5xx are retried in place with backoff under
 ``handlers.retry.RetryPolicy`` (``Retry-After`` honoured) while the run's deadline allows; every such
-failure is reported to the process-wide circuit breaker. What is left is raised as
-``TransientError`` (the runtime retries the job later) or ``PermanentError`` (bad key, unknown model).
+failure is reported to the process-wide circuit breaker. A pooled connection the server had closed
+(llama.cpp's server closes one after every stream) is retried at once, and is no failure. Answers
+that another attempt cannot change are not retried: a conversation past the model's context
+(``ContextExceeded``) or one the server could not parse, even when it says 500
+(``ConversationRefused``). What is left is raised as ``TransientError`` (the runtime retries the job
+later) or ``PermanentError`` (bad key, unknown model). Error bodies are read in any server's shape
+(``{"error": ...}``, FastAPI's ``{"detail": ...}``, plain text).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +33,14 @@ from typing import Any
 
 import httpx
 
-from handlers.errors import DeadlineReached, PermanentError, TransientError, UnusableAnswer
+from handlers.errors import (
+    ContextExceeded,
+    ConversationRefused,
+    DeadlineReached,
+    PermanentError,
+    TransientError,
+    UnusableAnswer,
+)
 from handlers.llm.breaker import CircuitBreaker, breaker_for
 from handlers.llm.completion import MAX_STREAM_CHUNKS, Completion, StreamAssembler, from_json
 from handlers.retry import RetryPolicy, retry_after_header
@@ -36,6 +53,20 @@ logger = logging.getLogger("handlers.llm")
 MODEL_POLICY = RetryPolicy(max_retries=3, base=1.0, cap=30.0)
 CONNECT_TIMEOUT = 10.0
 _ERROR_BODY_LIMIT = 4096
+# How servers say the prompt is too long: OpenAI (context_length_exceeded), vLLM ("maximum context
+# length"), llama.cpp (exceed_context_size_error), LiteLLM (ContextWindowExceededError), Anthropic.
+_CONTEXT = re.compile(
+    r"context[ _](length|size|window)|exceeds? the available context|maximum context length"
+    r"|prompt is too long",
+    re.IGNORECASE,
+)
+# A 5xx that says the server could not parse what it was sent: the same request fails the same way.
+_UNPARSABLE = re.compile(r"failed to parse|parse[ _]error|json\.exception", re.IGNORECASE)
+
+
+class _StaleConnection(TransientError):
+    """The server closed a pooled connection before answering: the request may be sent again."""
+
 
 _SHARED: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
 
@@ -49,6 +80,7 @@ class ChatConfig:
     api_key: str | None = None
     timeout: float = 60.0
     stream: bool = True
+    max_tokens: int = 2048
 
     @property
     def url(self) -> str:
@@ -91,11 +123,17 @@ class ChatClient:
         Raises ``DeadlineReached``, ``UnusableAnswer``, ``TransientError`` (including ``CircuitOpen``)
         or ``PermanentError``.
         """
-        retries = 0
+        retries, resent = 0, False
         while True:
             self.breaker.before_call()
             try:
                 completion = await self._attempt(messages, tools, deadline)
+            except _StaleConnection:
+                self.breaker.release()
+                if resent:
+                    raise
+                resent = True
+                continue
             except TransientError as error:
                 self.breaker.record_failure()
                 delay = self._retry_delay(error, retries, deadline)
@@ -128,6 +166,8 @@ class ChatClient:
                 return await self._post(messages, tools)
         except TimeoutError:
             raise DeadlineReached() from None
+        except httpx.RemoteProtocolError as exc:
+            raise _StaleConnection(f"the model server closed the connection ({type(exc).__name__})") from None
         except httpx.TimeoutException as exc:
             raise TransientError(f"model server timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
@@ -150,9 +190,14 @@ class ChatClient:
             await response.aclose()
 
     def _body(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.config.model, "messages": list(messages)}
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": list(messages),
+            "max_tokens": self.config.max_tokens,
+        }
         if tools:
             body["tools"] = list(tools)
+            body["tool_choice"] = "auto"
         if self.config.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}  # else streamed answers carry no usage
@@ -171,8 +216,16 @@ async def _raise_for_status(response: httpx.Response) -> None:
     if status < 400:
         return
     detail = await _error_detail(response)
+    if 400 <= status < 500 and _CONTEXT.search(detail):
+        raise ContextExceeded(f"the model server says the conversation is too long (HTTP {status}): {detail}")
+    if status >= 500 and _UNPARSABLE.search(detail):
+        raise ConversationRefused(
+            f"the model server could not parse the conversation (HTTP {status}): {detail}"
+        )
     if status in (408, 409, 429) or status >= 500:
-        raise TransientError(f"model server HTTP {status}", retry_after=retry_after_header(response.headers))
+        raise TransientError(
+            f"model server HTTP {status}: {detail}", retry_after=retry_after_header(response.headers)
+        )
     if status in (401, 403):
         raise PermanentError(f"the model server refused the credentials (HTTP {status}): check LLM_API_KEY")
     if status == 404:
@@ -187,12 +240,30 @@ async def _error_detail(response: httpx.Response) -> str:
         raw += chunk
         if len(raw) >= _ERROR_BODY_LIMIT:
             break
+    text = raw.decode("utf-8", "replace").strip()
     try:
-        error = json.loads(raw).get("error")
-    except (ValueError, AttributeError):
-        return "no details"
-    message = error.get("message") if isinstance(error, dict) else error
-    return str(message or "no details")[:200]
+        body = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:200] or "no details"
+    return (_message_of(body) or "no details")[:200]
+
+
+def _message_of(body: Any) -> str:
+    """The message in ``{"error": {"message", "type", "code"}}``, ``{"error": "..."}``, FastAPI's
+    ``{"detail": "..."}`` or ``{"detail": [{"msg": ...}]}``, or ``{"message": ...}``."""
+    if not isinstance(body, dict):
+        return str(body) if body else ""
+    error, detail = body.get("error"), body.get("detail")
+    if isinstance(error, dict):
+        kind = " ".join(str(error[name]) for name in ("type", "code") if error.get(name))
+        return f"{error.get('message') or ''} ({kind})" if kind else str(error.get("message") or "")
+    if error:
+        return str(error)
+    if isinstance(detail, list):
+        return "; ".join(
+            str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail
+        )
+    return str(detail or body.get("message") or "")
 
 
 async def _read_answer(response: httpx.Response) -> Completion:
@@ -208,6 +279,9 @@ async def _read_answer(response: httpx.Response) -> Completion:
             break
     if not assembler.seen_data and "".join(other).strip().startswith("{"):
         return _parse_json("\n".join(other).encode())
+    if not assembler.done and assembler.finish_reason is None:
+        # The connection closed mid-answer (a crashed server, a proxy's timeout): not an answer.
+        raise TransientError("the model's stream ended before the answer was complete")
     return assembler.result()
 
 

@@ -48,11 +48,20 @@ class Completion:
     usage: Usage | None = None
 
     def as_message(self) -> dict[str, Any]:
-        """The assistant message to send back in the conversation."""
-        message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        """The assistant message to send back in the conversation.
+
+        ``content`` is ``""``, never null, beside tool calls (some servers answer 500 to null), and
+        arguments that are not a JSON object are sent back as ``{}``: echoed verbatim they make
+        llama.cpp's server answer 500 to every later request of the run.
+        """
+        message: dict[str, Any] = {"role": "assistant", "content": self.content or ""}
         if self.tool_calls:
             message["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": _object_json(c.arguments)},
+                }
                 for c in self.tool_calls
             ]
         return message
@@ -112,6 +121,11 @@ class StreamAssembler:
         for choice in _list(chunk.get("choices"))[:1]:
             self._merge_choice(choice)
 
+    @property
+    def finish_reason(self) -> str | None:
+        """The finish reason the stream gave so far (``None`` until its last choice chunk)."""
+        return self._finish
+
     def result(self) -> Completion:
         """The assembled answer."""
         calls = [_tool_call(self._calls[index], index) for index in sorted(self._calls)]
@@ -170,6 +184,13 @@ def _tool_call(raw: Any, position: int) -> ToolCall:
     call_id = raw.get("id")
     call_id = call_id if isinstance(call_id, str) and call_id else f"call_{position}"
     return ToolCall(id=call_id, name=_str(function.get("name")) or "", arguments=_str(arguments) or "")
+
+
+def _object_json(arguments: str) -> str:
+    try:
+        return arguments if isinstance(json.loads(arguments or "null"), dict) else "{}"
+    except ValueError:
+        return "{}"
 
 
 def _usage(raw: Any) -> Usage | None:

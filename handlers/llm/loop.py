@@ -4,8 +4,12 @@ Bounded three ways (``Budgets``): model calls (``LLM_MAX_STEPS``), tokens per ru
 from the server's ``usage``) and the run's wall-clock deadline (``run.deadline``, minus a reserve for
 posting the reply). On the last step the model gets no tools and is told to answer with what it has;
 when tokens or time run out first, the reply is what the model said so far, and it says it stopped
-early. An unusable answer (nothing said, tool calls that cannot be read) becomes an error reply.
-Every step and every tool call is reported with ``run.progress``.
+early. The same happens when the conversation outgrows the model's context, or the server refuses
+it for good (``ConversationRefused``): the work done is kept, nothing is retried. An answer cut at
+``max_tokens`` (``finish_reason: "length"``) is posted as far as it goes and says it was cut; its
+tool calls, likely cut mid-arguments, are not run. An unusable answer (nothing said, tool calls that
+cannot be read) becomes an error reply. Every step and every tool call is reported with
+``run.progress``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers.agent import Reply, Run
-from handlers.errors import DeadlineReached, HandlerError, ToolError, UnusableAnswer
+from handlers.errors import (
+    ContextExceeded,
+    ConversationRefused,
+    DeadlineReached,
+    HandlerError,
+    ToolError,
+    UnusableAnswer,
+)
 from handlers.llm.accounting import Accounting, Ending
 from handlers.llm.client import ChatClient
 from handlers.llm.completion import Completion, ToolCall
@@ -35,6 +46,9 @@ _STOPPED = {
     "steps": "the step limit of {max_steps} model calls was reached",
     "tokens": "the token budget of {max_tokens} tokens was used up",
     "deadline": "the run's time was almost up",
+    "context": "the conversation outgrew the model's context window",
+    "refused": "the model server refused the conversation",
+    "length": "the model's answer reached its limit of {max_answer_tokens} tokens (LLM_MAX_ANSWER_TOKENS)",
 }
 
 
@@ -81,8 +95,15 @@ class ToolLoop:
                 completion = await self._ask(messages, with_tools=not final)
             except DeadlineReached:
                 return self._stopped("deadline")
+            except ConversationRefused as exc:
+                self._run.log.warning(
+                    "model server refused the conversation", extra={"fields": {"error": str(exc)}}
+                )
+                return self._stopped("context" if isinstance(exc, ContextExceeded) else "refused")
             except UnusableAnswer as exc:
                 return self._unusable(str(exc))
+            if completion.finish_reason == "length":
+                return self._cut(completion)
             if completion.tool_calls and not final:
                 await self._use_tools(messages, completion)
                 if self._malformed >= MALFORMED_LIMIT:
@@ -159,6 +180,13 @@ class ToolLoop:
             text += "\n\n" + self._note("steps")
         return self._reply(text)
 
+    def _cut(self, completion: Completion) -> Reply:
+        """The answer hit ``max_tokens``: post what it says (or what was said before), marked as cut."""
+        if completion.content:
+            self.account.ending = "length"
+            return self._reply(f"{completion.content}\n\n{self._note('length')}")
+        return self._stopped("length")
+
     def _stopped(self, ending: Ending) -> Reply:
         self.account.ending = ending
         said = self._said[-1] if self._said else "I could not finish an answer."
@@ -171,7 +199,11 @@ class ToolLoop:
         return self._reply(f"Sorry, I could not produce an answer: {problem}. Please try again.")
 
     def _note(self, ending: Ending, looked: str = "") -> str:
-        why = _STOPPED[ending].format(max_steps=self.budgets.max_steps, max_tokens=self.budgets.max_tokens)
+        why = _STOPPED[ending].format(
+            max_steps=self.budgets.max_steps,
+            max_tokens=self.budgets.max_tokens,
+            max_answer_tokens=self.client.config.max_tokens,
+        )
         return f"_(Stopped early: {why}; this answer may be incomplete.{looked})_"
 
     def _reply(self, text: str) -> Reply:

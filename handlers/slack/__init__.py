@@ -7,9 +7,12 @@ message) belongs to that message's thread.
 - ``payload``: the one reading of Slack's bodies (thread, target, session key, actor);
 - ``facts``: what the agent knows before it runs (``status``: the queue's figures);
 - ``reply``: a threaded answer that starts as a "working on it" placeholder, shows throttled
-  progress and is replaced by the answer, posted exactly once; ``format``: Markdown to mrkdwn;
-- ``client``: the Web API client and slack-sdk's errors as ours;
-- ``tools``: what the ``llm`` agent may read (the thread).
+  progress and is replaced by the answer, posted exactly once; ``render``: a ``Reply`` as a
+  message (escaped text, the structured mentions, links and blocks it asks for); ``format``:
+  escaping and Markdown to mrkdwn; ``blocks``: Block Kit's limits;
+- ``client``: the Web API client and slack-sdk's errors as ours; ``budget``: Slack's rate limits
+  as one budget per workspace and method, shared by every worker through Redis;
+- ``thread``: reading a thread page by page; ``tools``: what the ``llm`` agent may read (the thread).
 
 ``handle`` is the job function the ingress names (``handlers.slack.handle``).
 """

@@ -23,8 +23,18 @@ from handlers.config import SlackSettings
 from handlers.errors import HandlerError, PermanentError, TransientError
 from handlers.retry import retry_after_header
 from handlers.services import Services
+from handlers.slack.budget import SlackBudget
 
-__all__ = ["ERRORS", "build_client", "call", "is_configured", "respond", "use_workspace_token", "web_client"]
+__all__ = [
+    "ERRORS",
+    "budget_for",
+    "build_client",
+    "call",
+    "is_configured",
+    "respond",
+    "use_workspace_token",
+    "web_client",
+]
 
 T = TypeVar("T")
 
@@ -94,6 +104,12 @@ def web_client(services: Services) -> WebClient:
     if token:
         return build_client(dataclasses.replace(services.settings.slack, bot_token=token))
     return services.shared("slack.web_client", lambda: build_client(services.settings.slack))
+
+
+def budget_for(services: Services) -> SlackBudget:
+    """The rate budget every worker shares per workspace and method (``handlers.slack.budget``)."""
+    distribution = services.settings.slack.distribution
+    return services.shared("slack.budget", lambda: SlackBudget(services.redis, distribution=distribution))
 
 
 def build_client(settings: SlackSettings) -> WebClient:

@@ -7,6 +7,7 @@ stay plain dicts; any field may be absent, null or of another type.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from gateway.types import Envelope
 from handlers.agent import Event
 from handlers.payload import as_dict
+from handlers.slack.format import escape
 from handlers.state.sessions import build_key
 
 __all__ = [
@@ -24,11 +26,13 @@ __all__ = [
     "is_ignored",
     "session_key",
     "target_of",
+    "team_of",
     "to_event",
 ]
 
 PLATFORM = "slack"
 _IGNORED_SUBTYPES = frozenset({"bot_message", "message_changed", "message_deleted", "channel_join"})
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,16 @@ def interaction_thread(payload: Mapping[str, Any]) -> tuple[str | None, str | No
     return channel, thread or message.get("ts")
 
 
+def team_of(payload: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """The workspace (team id) a delivery came from, ``"-"`` when it names none."""
+    team = meta.get("team_id") or payload.get("team_id") or as_dict(payload.get("team")).get("id")
+    return str(team) if team else "-"
+
+
 def session_key(envelope: Envelope) -> str:
     """``slack:<team>:<channel>:<thread ts>`` (commands: ``...:command:<trigger id>``)."""
     payload, meta = envelope["payload"], envelope["meta"]
-    team = meta.get("team_id") or payload.get("team_id") or "-"
+    team = team_of(payload, meta)
     kind = meta.get("kind")
     if kind == "event":
         channel, thread = event_thread(payload)
@@ -119,8 +129,15 @@ def target_of(event: Event) -> Target | None:
     if kind == "event" and event.name in ("app_mention", "message.im"):
         return Target(*event_thread(payload))
     if kind == "command":
-        header = f"<@{payload.get('user_id')}> `{payload.get('command', '')} {payload.get('text', '')}`"
-        return Target(payload.get("channel_id"), None, payload.get("response_url"), header.strip() + "\n")
+        return Target(payload.get("channel_id"), None, payload.get("response_url"), _command_header(payload))
     if kind == "interactive" and payload.get("type") == "block_actions":
         return Target(*interaction_thread(payload), payload.get("response_url"))
     return None
+
+
+def _command_header(payload: Mapping[str, Any]) -> str:
+    """``<@U1> `/triage why?``` and a newline: who asked what (mrkdwn; the words escaped)."""
+    user = payload.get("user_id")
+    asker = f"<@{user}> " if isinstance(user, str) and _USER_ID.fullmatch(user) else ""
+    asked = escape(f"{payload.get('command', '')} {payload.get('text', '')}".strip())
+    return f"{asker}`{asked}`\n"

@@ -2,14 +2,24 @@
 
 Where each delivery is answered is ``handlers.slack.payload.target_of``: mentions and direct
 messages in their thread, block actions in the thread of the message holding the button, slash
-commands in their channel or through their ``response_url`` when the bot cannot post there.
+commands in their channel or through their ``response_url`` when the bot cannot post there. What
+is sent is ``handlers.slack.render.message``: escaped text, and only the mentions, pings, links
+and blocks the reply asks for in ``Reply.data["slack"]``.
 
 Exactly once (``handlers.state.replies``): the placeholder's ``ts`` is stored in Redis right after
 ``chat.postMessage`` and before the agent runs; progress and the answer are ``chat.update`` of
 that message, so a rerun edits the same message. Placeholders carry the job id as message
 metadata: a rerun with no stored ``ts`` (a crash between posting and storing it, or a 5xx whose
-post may have landed) first looks for it in the thread. A top-level placeholder (slash command)
-cannot be looked up that way; that window is documented in docs/replies.md.
+post may have landed) first looks for it among the thread's messages since the delivery arrived.
+A top-level placeholder (slash command) cannot be looked up that way; that window is documented
+in docs/replies.md.
+
+Rate limits: every call takes from the workspace's shared budget (``handlers.slack.budget``).
+Progress edits are dropped when it runs low; the answer waits for it; a 429 pauses the method for
+every worker. A ``response_url`` takes 5 posts within 30 minutes of the command
+(https://docs.slack.dev/interactivity/handling-user-interaction): its uses are counted in the
+reply record, and past either limit the answer goes in the channel when the bot may post there;
+otherwise the run record says why it was not posted.
 
 Without ``SLACK_BOT_TOKEN`` nothing is posted: the reply is logged and kept in the run record
 (as ``gateway dev`` runs with no tokens).
@@ -17,6 +27,9 @@ Without ``SLACK_BOT_TOKEN`` nothing is posted: the reply is logged and kept in t
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,11 +37,13 @@ from handlers import clients
 from handlers.agent import Event, Reply, Run
 from handlers.errors import PermanentError
 from handlers.payload import as_dict
-from handlers.pipeline import log_delivery, log_timeout
+from handlers.pipeline import log_delivery, log_timeout, record_undelivered
 from handlers.retry import describe
-from handlers.slack.client import call, is_configured, respond, web_client
-from handlers.slack.format import clip, to_mrkdwn
-from handlers.slack.payload import Target, target_of
+from handlers.slack.client import budget_for, call, is_configured, respond, web_client
+from handlers.slack.format import clip_mrkdwn, to_mrkdwn
+from handlers.slack.payload import Target, target_of, team_of
+from handlers.slack.render import Message, message
+from handlers.slack.thread import ThreadReader, slack_ts
 from handlers.state.replies import ReplyMarker
 
 __all__ = [
@@ -36,6 +51,8 @@ __all__ = [
     "METADATA_TYPE",
     "PLACEHOLDER",
     "PROGRESS_INTERVAL",
+    "RESPONSE_URL_USES",
+    "RESPONSE_URL_WINDOW",
     "STOPPED",
     "begin",
     "deliver",
@@ -53,10 +70,13 @@ FAILED = (
 )
 STOPPED = ":octagonal_sign: Stopped before it finished."
 METADATA_TYPE = "gateway_reply"
-# chat.update is Tier 3 (~50/min per workspace): at most one progress edit per message per 1.5 s.
+# At most one progress edit per message per 1.5 s; the workspace's budget bounds them all together.
 PROGRESS_INTERVAL = 1.5
+RESPONSE_URL_USES = 5
+RESPONSE_URL_WINDOW = 29 * 60  # Slack's 30 minutes, less a minute for the command's trip to the queue
 _CANNOT_POST = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
 _SLACK_RESPONSE_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
+_SEARCH_MARGIN = 300.0  # seconds before the delivery arrived, for clock skew
 
 
 async def begin(event: Event, run: Run) -> None:
@@ -67,11 +87,12 @@ async def begin(event: Event, run: Run) -> None:
     marker = ReplyMarker.for_run(run)
     if (await marker.load()).get("slack_ts"):
         return  # an earlier attempt posted it: progress and the answer edit that message
-    ts = await _find_posted(target, run) if run.attempt > 1 else None
+    ts = await _find_posted(event, target, run) if run.attempt > 1 else None
     try:
-        ts = ts or await _post_placeholder(target, run)
+        placeholder = {"text": target.header + PLACEHOLDER}
+        ts = ts or await _post(event, target, placeholder, run, deadline=run.deadline)
     except PermanentError as exc:
-        if target.response_url and any(code in str(exc) for code in _CANNOT_POST):
+        if target.response_url and _cannot_post(exc):
             run.log.info("cannot post in the channel; answering through response_url")
             return
         raise
@@ -79,10 +100,18 @@ async def begin(event: Event, run: Run) -> None:
 
 
 async def on_progress(event: Event, text: str, run: Run) -> None:
-    """Edit the placeholder to show ``text`` (one try: the relay throttles and drops)."""
-    await _edit_placeholder(
-        event, f":hourglass_flowing_sand: {to_mrkdwn(text)}", run, policy=clients.NO_RETRY
-    )
+    """Edit the placeholder to show ``text``: one try, and only while the workspace's budget has
+    room for it beside the answers (otherwise this progress is dropped)."""
+    record = await ReplyMarker.for_run(run).load()
+    if not record.get("slack_ts"):
+        return
+    team, budget = team_of(event.payload, event.meta), budget_for(run.services)
+    if not await budget.take(team, "chat.update", until=None, progress=True):
+        run.log.debug("progress edit dropped: the workspace's chat.update budget is low")
+        return
+    pacer = budget.pacer(team, "chat.update", taken=True)
+    text = f":hourglass_flowing_sand: {to_mrkdwn(text)}"
+    await _edit(event, record, {"text": _clipped(event, text)}, run, policy=clients.NO_RETRY, pacer=pacer)
 
 
 async def deliver(event: Event, reply: Reply, run: Run) -> None:
@@ -93,7 +122,7 @@ async def deliver(event: Event, reply: Reply, run: Run) -> None:
     if target is None:
         run.log.info("nowhere to answer this Slack delivery; reply kept in the run record")
         return
-    await _answer(target, reply.text, run, blocks=reply.data.get("slack_blocks"))
+    await _answer(event, target, message(reply, header=target.header), run)
 
 
 async def on_timeout(event: Event, partial: tuple[str, ...], run: Run) -> None:
@@ -104,7 +133,8 @@ async def on_timeout(event: Event, partial: tuple[str, ...], run: Run) -> None:
     if target is None:
         return
     last = f" Last step: {partial[-1]}" if partial else ""
-    await _answer(target, f":warning: Sorry, this took too long and was stopped.{last}", run)
+    text = to_mrkdwn(f":warning: Sorry, this took too long and was stopped.{last}")
+    await _answer(event, target, Message(target.header + text), run)
 
 
 async def on_failure(event: Event, run: Run) -> None:
@@ -114,91 +144,160 @@ async def on_failure(event: Event, run: Run) -> None:
     operator's ``gateway failed retry`` must still be able to post the real one. The reason
     stays in the run record, for the operator: it may name internals the channel should not see.
     """
-    if is_configured(run.services):
-        await _edit_placeholder(event, to_mrkdwn(FAILED.format(job_id=run.job_id)), run, deadline=_late(run))
+    await _note_in_placeholder(event, to_mrkdwn(FAILED.format(job_id=run.job_id)), run)
 
 
 def preview(reply: Reply) -> str:
-    """The answer's text as it is posted (Slack mrkdwn)."""
-    return to_mrkdwn(reply.text)
+    """The answer's text as it is posted (Slack mrkdwn, escaped, with its structured extras)."""
+    return message(reply).text
 
 
 async def on_cancel(event: Event, run: Run) -> None:
     """Replace the placeholder with a note that the run was stopped (nothing else is posted)."""
-    if is_configured(run.services):
-        await _edit_placeholder(event, STOPPED, run, deadline=_late(run))
+    await _note_in_placeholder(event, STOPPED, run)
 
 
-async def _edit_placeholder(event: Event, text: str, run: Run, **call_options: Any) -> None:
+async def _note_in_placeholder(event: Event, text: str, run: Run) -> None:
     """Show ``text`` (mrkdwn) after the command header in this delivery's placeholder, if one was
     posted; the whole edit is clipped to 3,000 characters."""
-    record = await ReplyMarker.for_run(run).load()
-    if not record.get("slack_ts"):
+    if not is_configured(run.services):
         return
-    header = target.header if (target := target_of(event)) else ""
-    await call(
-        web_client(run.services).chat_update,
-        channel=record["slack_channel"],
-        ts=record["slack_ts"],
-        text=clip(header + text, 3000),
-        **call_options,
-    )
+    record = await ReplyMarker.for_run(run).load()
+    if record.get("slack_ts"):
+        await _edit(event, record, {"text": _clipped(event, text)}, run, deadline=_late(run))
 
 
-async def _answer(target: Target, text: str, run: Run, *, blocks: Any = None) -> None:
+async def _answer(event: Event, target: Target, answer: Message, run: Run) -> None:
+    if answer.dropped:
+        run.log.info("left out of the Slack answer", extra={"fields": {"dropped": list(answer.dropped)}})
     marker = ReplyMarker.for_run(run)
     record = await marker.load()
-    body: dict[str, Any] = {"text": to_mrkdwn(target.header + text)}
-    if isinstance(blocks, list) and blocks:
-        body["blocks"] = blocks
     if record.get("slack_ts"):
-        channel, ts = record["slack_channel"], record["slack_ts"]
-        await call(web_client(run.services).chat_update, channel=channel, ts=ts, deadline=_late(run), **body)
+        await _with_blocks_or_text(answer, lambda body: _edit(event, record, body, run, deadline=_late(run)))
     elif record.get("slack_responded"):
         return
     elif target.response_url and _is_slack_url(target.response_url, run.services.settings.slack.api_url):
-        body["response_type"] = "in_channel"
-        await call(respond, target.response_url, body, deadline=_late(run), idempotent=False)
-        await marker.note(slack_responded=1)
+        await _respond(event, target, answer, run, marker, uses=int(record.get("slack_response_uses") or 0))
     else:
-        run.log.warning("no placeholder and no usable response_url; the answer was not posted")
+        await record_undelivered(run, "no placeholder was posted and there is no usable response_url")
 
 
-async def _post_placeholder(target: Target, run: Run) -> str:
+async def _respond(
+    event: Event, target: Target, answer: Message, run: Run, marker: ReplyMarker, *, uses: int
+) -> None:
+    """Answer through ``response_url`` while it is usable, else in the channel, else say why not."""
+    spent = _response_url_spent(event, uses)
+    if spent:
+        return await _post_instead(event, target, answer, run, spent)
+    await marker.note(slack_response_uses=uses + 1)  # counted first: a post that may have landed is a use
+
+    async def send(body: dict[str, Any]) -> None:
+        assert target.response_url is not None
+        await call(respond, target.response_url, {**body, "response_type": "in_channel"},
+                   deadline=_late(run), idempotent=False)  # fmt: skip
+
+    try:
+        await _with_blocks_or_text(answer, send)
+    except PermanentError as exc:  # expired or used up after all (Slack's clock, not ours)
+        return await _post_instead(event, target, answer, run, f"Slack refused its response_url ({exc})")
+    await marker.note(slack_responded=1)
+
+
+async def _post_instead(event: Event, target: Target, answer: Message, run: Run, why: str) -> None:
+    if not target.channel:
+        return await record_undelivered(run, f"{why}, and the command names no channel")
+    try:
+        body = {"text": answer.text, **({"blocks": answer.blocks} if answer.blocks else {})}
+        ts = await _post(event, target, body, run, deadline=_late(run))
+    except PermanentError as exc:
+        if not _cannot_post(exc):
+            raise
+        return await record_undelivered(run, f"{why}, and the bot cannot post in {target.channel}: {exc}")
+    await ReplyMarker.for_run(run).note(slack_channel=target.channel, slack_ts=ts, slack_responded=1)
+
+
+def _response_url_spent(event: Event, uses: int) -> str | None:
+    """Why the delivery's ``response_url`` can no longer be used, or ``None`` while it can."""
+    if uses >= RESPONSE_URL_USES:
+        return f"its response_url was already used {uses} times (Slack takes {RESPONSE_URL_USES})"
+    age = time.time() - datetime.fromisoformat(event.received_at).timestamp()
+    if age > RESPONSE_URL_WINDOW:
+        return f"its response_url expired ({age / 60:.0f} minutes after the command; Slack allows 30)"
+    return None
+
+
+async def _with_blocks_or_text(answer: Message, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """Send the answer with its blocks; if Slack still refuses them, once more as text alone."""
+    if not answer.blocks:
+        return await send({"text": answer.text})
+    try:
+        await send({"text": answer.text, "blocks": answer.blocks})
+    except PermanentError as exc:
+        if "invalid_blocks" not in str(exc):
+            raise
+        await send({"text": answer.text})
+
+
+async def _edit(event: Event, record: dict[str, str], body: dict[str, Any], run: Run, **options: Any) -> None:
+    """``chat.update`` of this delivery's placeholder, under the workspace's budget."""
+    if "pacer" not in options:
+        options["pacer"] = budget_for(run.services).pacer(team_of(event.payload, event.meta), "chat.update")
+    channel, ts = record["slack_channel"], record["slack_ts"]
+    await call(web_client(run.services).chat_update, channel=channel, ts=ts, **body, **options)
+
+
+async def _post(event: Event, target: Target, body: dict[str, Any], run: Run, *, deadline: float) -> str:
+    """``chat.postMessage`` in the target's thread with this delivery's metadata; returns its ``ts``."""
+    team = team_of(event.payload, event.meta)
     response = await call(
         web_client(run.services).chat_postMessage,
         channel=target.channel,
         thread_ts=target.thread_ts,
-        text=target.header + PLACEHOLDER,
         metadata={"event_type": METADATA_TYPE, "event_payload": {"delivery": run.job_id}},
-        deadline=run.deadline,
+        deadline=deadline,
         idempotent=False,
+        pacer=budget_for(run.services).pacer(team, "chat.postMessage", scope=str(target.channel)),
+        **body,
     )
     return str(response["ts"])
 
 
-async def _find_posted(target: Target, run: Run) -> str | None:
-    """The ``ts`` of this delivery's placeholder in the thread, if an earlier attempt posted it."""
-    if not target.thread_ts:
+async def _find_posted(event: Event, target: Target, run: Run) -> str | None:
+    """The ``ts`` of this delivery's placeholder in the thread, if an earlier attempt posted it.
+
+    Only messages posted since the delivery arrived are read, page after page, so a long thread
+    costs no more than a short one.
+    """
+    if not target.thread_ts or not target.channel:
         return None
+    since = datetime.fromisoformat(event.received_at).timestamp() - _SEARCH_MARGIN
+    reader = ThreadReader(
+        run.services,
+        team=team_of(event.payload, event.meta),
+        channel=target.channel,
+        ts=target.thread_ts,
+        oldest=slack_ts(since),
+        metadata=True,
+    )
     try:
-        response = await call(
-            web_client(run.services).conversations_replies,
-            channel=target.channel,
-            ts=target.thread_ts,
-            include_all_metadata=True,
-            limit=200,
-            deadline=run.deadline,
-        )
+        async for found in reader.messages(deadline=run.deadline):
+            metadata = as_dict(found.get("metadata"))
+            if metadata.get("event_type") == METADATA_TYPE:
+                if as_dict(metadata.get("event_payload")).get("delivery") == run.job_id:
+                    return str(found["ts"])
     except PermanentError as exc:  # no history scope, thread gone: post a new placeholder
         run.log.info("could not look for an earlier placeholder", extra={"fields": {"error": describe(exc)}})
-        return None
-    for message in response.get("messages") or []:
-        metadata = as_dict(as_dict(message).get("metadata"))
-        payload = as_dict(metadata.get("event_payload"))
-        if metadata.get("event_type") == METADATA_TYPE and payload.get("delivery") == run.job_id:
-            return str(message["ts"])
     return None
+
+
+def _clipped(event: Event, text: str) -> str:
+    """The command header (if any) and ``text``, within a section's 3,000 characters."""
+    target = target_of(event)
+    return clip_mrkdwn((target.header if target else "") + text, 3000)
+
+
+def _cannot_post(exc: PermanentError) -> bool:
+    return any(code in str(exc) for code in _CANNOT_POST)
 
 
 def _is_slack_url(url: str, api_url: str) -> bool:

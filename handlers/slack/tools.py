@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from handlers.agent import Event
 from handlers.services import Services
-from handlers.slack.client import call, is_configured, web_client
-from handlers.slack.payload import event_thread
+from handlers.slack.client import is_configured
+from handlers.slack.payload import event_thread, team_of
+from handlers.slack.thread import ThreadReader
 from handlers.tools import Arguments, Tool, cap, integer_argument, schema
 
-__all__ = ["MAX_MESSAGES", "PROMPT", "build"]
+__all__ = ["BUDGET_PATIENCE", "MAX_MESSAGES", "PROMPT", "build"]
 
 MAX_MESSAGES = 100
+BUDGET_PATIENCE = 10.0  # seconds one page may wait for the workspace's conversations.replies budget
 PROMPT = (
     "You were mentioned in Slack. When the question refers to the conversation, read the thread "
     "with slack_thread first. Answer in a few short paragraphs or bullets using Slack mrkdwn."
@@ -25,23 +28,23 @@ def build(event: Event, services: Services) -> list[Tool]:
     channel, thread = event_thread(event.payload)
     if not (channel and thread and is_configured(services)):
         return []
+    team = team_of(event.payload, event.meta)
 
     async def thread_history(arguments: Arguments, deadline: float) -> str:
         limit = integer_argument(arguments, "limit", 50, low=1, high=MAX_MESSAGES)
-        response = await call(
-            web_client(services).conversations_replies,
-            channel=channel,
-            ts=thread,
-            limit=limit,
-            deadline=deadline,
-        )
-        messages = response.get("messages") or []
-        return cap("\n".join(_line(message) for message in messages[-limit:]) or "(the thread is empty)")
+        reader = ThreadReader(services, team=team, channel=channel, ts=thread)
+        newest: deque[dict[str, Any]] = deque(maxlen=limit)
+        read = 0
+        async for message in reader.messages(deadline=deadline, patience=BUDGET_PATIENCE):
+            newest.append(message)
+            read += 1
+        lines = [_line(message) for message in newest]
+        return cap("\n".join([*lines, *_notes(reader, read, len(newest))]) or "(the thread is empty)")
 
     return [
         Tool(
             "slack_thread",
-            "The messages of the Slack thread you were mentioned in, oldest first.",
+            "The newest messages of the Slack thread you were mentioned in, oldest first.",
             schema(
                 {
                     "limit": {
@@ -54,6 +57,14 @@ def build(event: Event, services: Services) -> list[Tool]:
             lambda arguments: "Reading the thread",
         )
     ]
+
+
+def _notes(reader: ThreadReader, read: int, kept: int) -> list[str]:
+    """What the model should know about what it was not shown."""
+    notes = [f"({read - kept} older messages left out)"] if read > kept else []
+    if not reader.complete:
+        notes.append(f"(only the first {read} messages of the thread could be read; newer ones are missing)")
+    return notes
 
 
 def _line(message: dict[str, Any]) -> str:

@@ -52,6 +52,8 @@ __all__ = [
     "session_history",
     "session_lock",
     "session_wait",
+    "slack_budget",
+    "slack_pause",
 ]
 
 RQ_JOB = f"{RQ_KEY_PREFIX}:job:"
@@ -107,3 +109,14 @@ def recover_lock(platform: str) -> str:
 def recover_state(platform: str) -> str:
     """Hash: per source of ``platform``, how far its sweeps got (``<source>|swept_until`` ...)."""
     return f"{PREFIX}:recover:{platform}:state"
+
+
+def slack_budget(team: str, method: str, scope: str = "") -> str:
+    """Hash ``tokens``/``at``: the token bucket of one Slack method in one workspace (``scope``: a
+    channel, for per-channel limits), shared by every worker."""
+    return f"{PREFIX}:slack:budget:{team}:{method}:{scope}"
+
+
+def slack_pause(team: str, method: str, scope: str = "") -> str:
+    """Exists while Slack's last ``Retry-After`` for that method and workspace runs (PX TTL)."""
+    return f"{PREFIX}:slack:pause:{team}:{method}:{scope}"

@@ -3,6 +3,16 @@
 Built once per worker at the configured API base, with an explicit timeout and its network
 retries set to none: writes carry our own idempotency keys, so ``call`` retries them safely
 under the one policy.
+
+The API version is pinned here, ``API_VERSION``, and nowhere else: every request says it in
+``Stripe-Version``, so what the code reads does not change with the installed SDK or the
+account's default (https://docs.stripe.com/api-versions). The code reads that version's fields:
+a subscription's periods on its items, an invoice's subscription under
+``parent.subscription_details`` (both moved in 2025-03-31.basil).
+
+Whose objects a request reads: a snapshot event of a connected account names it in ``account``,
+sent as ``Stripe-Account``; a thin event names its ``context`` (an account, or a ``/``-separated
+path through an organization), sent as ``Stripe-Context`` (https://docs.stripe.com/context).
 """
 
 from __future__ import annotations
@@ -20,8 +30,10 @@ from handlers.retry import retry_after_header
 from handlers.services import Services
 
 __all__ = [
+    "API_VERSION",
     "COLLECTIONS",
     "ERRORS",
+    "account_options",
     "build_client",
     "call",
     "is_configured",
@@ -31,6 +43,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+API_VERSION = "2026-10-28.endive"
+"""The Stripe API version every request is made in (stripe-python 16.1's own)."""
 
 # v1 collection of each object type we read and annotate (all of them accept metadata).
 COLLECTIONS = {
@@ -98,6 +113,7 @@ def build_client(settings: StripeSettings) -> stripe.StripeClient:
     return stripe.StripeClient(
         settings.api_key,
         base_addresses={"api": settings.api_base},
+        stripe_version=API_VERSION,
         max_network_retries=0,
         http_client=stripe.RequestsClient(timeout=clients.SDK_TIMEOUT_SECONDS),
     )
@@ -110,6 +126,14 @@ def object_path(obj: Mapping[str, Any]) -> str | None:
 
 
 def request_options(event: Event) -> dict[str, Any]:
-    """Options of every request made for ``event``: no SDK retries; Connect: the event's account."""
+    """Options of every request made for ``event``: no SDK retries, and whose objects they are."""
+    return {"max_network_retries": 0, **account_options(event)}
+
+
+def account_options(event: Event) -> dict[str, str]:
+    """``stripe_context`` for a thin event's ``context``, ``stripe_account`` for a snapshot event of
+    a connected account, nothing for the platform's own events."""
     account = event.meta.get("account")
-    return {"max_network_retries": 0, **({"stripe_account": account} if account else {})}
+    if not isinstance(account, str) or not account:
+        return {}
+    return {"stripe_context": account} if event.meta.get("kind") == "thin" else {"stripe_account": account}

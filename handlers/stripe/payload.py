@@ -22,6 +22,7 @@ __all__ = [
     "is_ignored",
     "object_id",
     "session_key",
+    "subscription_of",
     "to_event",
 ]
 
@@ -41,6 +42,19 @@ def customer_of(obj: Mapping[str, Any]) -> str | None:
     if isinstance(customer, dict):
         customer = customer.get("id")
     return customer if isinstance(customer, str) and customer else None
+
+
+def subscription_of(obj: Mapping[str, Any]) -> str | None:
+    """The subscription an object is (or belongs to): an invoice's is under
+    ``parent.subscription_details`` since 2025-03-31.basil; webhook endpoints on older versions
+    still send the top-level ``subscription``, which is read too."""
+    if obj.get("object") == "subscription":
+        return str(obj["id"]) if obj.get("id") else None
+    details = as_dict(as_dict(obj.get("parent")).get("subscription_details"))
+    found = details.get("subscription") or obj.get("subscription")
+    if isinstance(found, dict):
+        found = found.get("id")
+    return found if isinstance(found, str) and found else None
 
 
 def object_id(envelope: Envelope) -> str:

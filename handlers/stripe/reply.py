@@ -1,8 +1,9 @@
 """The Stripe result, written back once: a note in the object's metadata, and an announcement in Slack.
 
 ``deliver`` writes the result as metadata on the object (``gateway_summary``,
-``gateway_delivery``; values ≤ 500 characters, keys ≤ 40) and, when ``STRIPE_SLACK_CHANNEL`` is
-set, announces it there. Connect events act on the event's ``account``.
+``gateway_delivery``; values ≤ 500 characters, keys ≤ 40; an object that already holds 49 keys
+of its own is left alone, the run record says so) and, when ``STRIPE_SLACK_CHANNEL`` is set,
+announces it there. Connect events act on the event's ``account`` (thin events: its ``context``).
 
 Exactly once: the metadata write is a set, not an append, and carries an idempotency key made
 of the event id and the written values, so repeating it (in place or on a rerun) changes
@@ -16,15 +17,16 @@ import re
 
 from handlers.agent import Event, Reply, Run
 from handlers.payload import as_dict
-from handlers.pipeline import log_delivery
+from handlers.pipeline import log_delivery, record_undelivered
 from handlers.slack import client as slack
 from handlers.slack.format import clip, to_mrkdwn
 from handlers.state.replies import ReplyMarker
 from handlers.stripe.client import call, is_configured, object_path, request_options, stripe_client
 
-__all__ = ["DELIVERY_KEY", "METADATA_VALUE_LIMIT", "SUMMARY_KEY", "deliver", "metadata_for"]
+__all__ = ["DELIVERY_KEY", "METADATA_KEYS", "METADATA_VALUE_LIMIT", "SUMMARY_KEY", "deliver", "metadata_for"]
 
 METADATA_VALUE_LIMIT = 500
+METADATA_KEYS = 50  # https://docs.stripe.com/metadata: 50 keys, names of 40 characters, values of 500
 SUMMARY_KEY, DELIVERY_KEY = "gateway_summary", "gateway_delivery"  # both ≤ 40 characters
 _MARKUP = re.compile(r"[*`]|:[a-z_]+: ?")
 
@@ -34,11 +36,14 @@ async def deliver(event: Event, reply: Reply, run: Run) -> None:
     if not is_configured(run.services):
         return await log_delivery(event, reply, run)
     # Only objects read successfully before the run: a deleted or unknown one cannot take metadata.
-    path = object_path(as_dict(event.facts.get("object")))
-    if path is not None:
-        await _annotate(path, event, reply, run)
-    else:
+    obj = as_dict(event.facts.get("object"))
+    path = object_path(obj)
+    if path is None:
         run.log.info("no readable object to annotate for this event")
+    elif not _has_room(as_dict(obj.get("metadata"))):
+        await record_undelivered(run, f"{obj.get('id')} already holds {METADATA_KEYS - 1}+ metadata keys")
+    else:
+        await _annotate(path, event, reply, run)
     if run.services.settings.stripe.slack_channel:
         await _announce(reply, run)
 
@@ -50,6 +55,12 @@ def metadata_for(event: Event, reply: Reply) -> dict[str, str]:
         SUMMARY_KEY: clip(summary, METADATA_VALUE_LIMIT),
         DELIVERY_KEY: event.delivery_id[:METADATA_VALUE_LIMIT],
     }
+
+
+def _has_room(metadata: dict[str, object]) -> bool:
+    """Whether our two keys fit beside the object's own (Stripe refuses a 51st key)."""
+    others = {key for key in metadata if key not in (SUMMARY_KEY, DELIVERY_KEY)}
+    return len(others) + 2 <= METADATA_KEYS
 
 
 async def _annotate(path: str, event: Event, reply: Reply, run: Run) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 from handlers.agent import Event
 from handlers.llm.prompts import capped_json
 from handlers.services import Services
-from handlers.stripe.client import call, is_configured, stripe_client
-from handlers.stripe.payload import customer_of, event_object
+from handlers.stripe.client import account_options, call, is_configured, stripe_client
+from handlers.stripe.payload import customer_of, event_object, subscription_of
 from handlers.tools import Arguments, Tool, ToolError, cap, integer_argument, schema, to_json
 
 __all__ = ["PROMPT", "build", "notes"]
@@ -40,7 +40,6 @@ _CHARGE = (
     "failure_message",
     "outcome",
     "payment_intent",
-    "invoice",
     "created",
     "description",
 )
@@ -56,15 +55,12 @@ _INVOICE = (
     "next_payment_attempt",
     "due_date",
     "billing_reason",
-    "subscription",
     "created",
 )
 _SUBSCRIPTION = (
     "id",
     "status",
     "created",
-    "current_period_start",
-    "current_period_end",
     "cancel_at_period_end",
     "canceled_at",
     "cancellation_details",
@@ -80,14 +76,13 @@ class _Scope:
     def __init__(self, event: Event, services: Services) -> None:
         obj = event_object(event.payload)
         self.customer = customer_of(obj)
-        self.subscription = obj.get("id") if obj.get("object") == "subscription" else obj.get("subscription")
-        self.account = event.meta.get("account")
+        self.subscription = subscription_of(obj)
+        self.options = account_options(event)
         self.services = services
 
     async def read(self, fetch: Callable[[Any, dict[str, Any]], Any], deadline: float) -> Any:
         client = stripe_client(self.services)
-        options = {"stripe_account": self.account} if self.account else {}
-        return await call(fetch, client.v1, options, deadline=deadline)
+        return await call(fetch, client.v1, dict(self.options), deadline=deadline)
 
 
 def notes(event: Event) -> list[str]:
@@ -117,7 +112,7 @@ def build(event: Event, services: Services) -> list[Tool]:
         limit = integer_argument(arguments, "limit", 10, low=1, high=20)
         params = {"customer": customer_id, "limit": limit}
         found = await scope.read(lambda v1, o: v1.invoices.list(params=params, options=o), deadline)
-        return cap(to_json([_pick(item, _INVOICE) for item in found.data]))
+        return cap(to_json([_invoice(item) for item in found.data]))
 
     async def subscription(arguments: Arguments, deadline: float) -> str:
         return cap(to_json(await _subscriptions(scope, customer_id, deadline)))
@@ -160,14 +155,38 @@ async def _subscriptions(scope: _Scope, customer_id: str, deadline: float) -> li
     sub_id = scope.subscription if isinstance(scope.subscription, str) else None
     if sub_id:
         found = await scope.read(lambda v1, o: v1.subscriptions.retrieve(sub_id, options=o), deadline)
-        return [_pick(found, _SUBSCRIPTION)]
+        return [_subscription(found)]
     params = {"customer": customer_id, "limit": 3, "status": "all"}
     listed = await scope.read(lambda v1, o: v1.subscriptions.list(params=params, options=o), deadline)
     if not listed.data:
         raise ToolError(f"the customer {customer_id} has no subscription")
-    return [_pick(item, _SUBSCRIPTION) for item in listed.data]
+    return [_subscription(item) for item in listed.data]
+
+
+def _invoice(obj: Any) -> dict[str, Any]:
+    """An invoice's fields, with its subscription from ``parent.subscription_details``."""
+    picked = _pick(obj, _INVOICE)
+    subscription = subscription_of(_data(obj))
+    return {**picked, "subscription": subscription} if subscription else picked
+
+
+def _subscription(obj: Any) -> dict[str, Any]:
+    """A subscription's fields, with the current period over its items (each item has its own)."""
+    data, picked = _data(obj), _pick(obj, _SUBSCRIPTION)
+    items = [item for item in (data.get("items") or {}).get("data") or [] if isinstance(item, dict)]
+    starts = [
+        item["current_period_start"] for item in items if isinstance(item.get("current_period_start"), int)
+    ]
+    ends = [item["current_period_end"] for item in items if isinstance(item.get("current_period_end"), int)]
+    if starts and ends:
+        picked.update(current_period_start=min(starts), current_period_end=max(ends))
+    return picked
 
 
 def _pick(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
-    data = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    data = _data(obj)
     return {name: data[name] for name in fields if data.get(name) is not None}
+
+
+def _data(obj: Any) -> dict[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)

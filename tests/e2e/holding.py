@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.fakes import GitHubFake, SlackFake
+from tests.fakes import github_rules as rules
 from tests.fakes import github_shapes as shapes
 from tests.fakes.server import Reply, Request, Route, route
 
@@ -82,8 +83,9 @@ class HoldingGitHubFake(Holding, GitHubFake):
 
     def _reply_to_review_comment(self, request: Request) -> Reply:
         body = request.body.get("body") if isinstance(request.body, dict) else None
-        if not isinstance(body, str) or not body:
-            return Reply(422, {"message": "Validation Failed"})
+        refused = rules.comment_refusal(body, resource="PullRequestReviewComment")
+        if refused is not None:
+            return refused
         reply = {
             "id": 9000 + len(self.review_replies),
             "in_reply_to_id": int(request.params["id"]),

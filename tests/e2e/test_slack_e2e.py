@@ -10,6 +10,7 @@ import redis
 
 from tests.e2e.holding import HoldingSlackFake
 from tests.e2e.support import Ingress, ingress, kill_once_held, recording, with_json
+from tests.fakes.slack_rules import rendered
 from tests.handlers.support import FAST, WorkerProcess, job_status, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -62,7 +63,9 @@ def test_a_mention_sent_five_times_is_answered_once(
         assert worker.wait(timeout=60) == 0
     assert _finished(redis_client)
     (answer,) = _answers(slack)
-    assert "I understood: Slack app_mention by <@U0001>" in answer["text"]
+    shown = rendered(answer["text"])
+    assert "I understood: Slack app_mention by <@U0001>" in shown.display
+    assert shown.mentions == (), "the echo of the user's words mentions nobody"
     assert len(slack.calls("POST", "/chat.postMessage")) == 1
 
 
@@ -79,6 +82,23 @@ def test_worker_killed_between_the_post_and_the_marker(
     assert "I understood" in answer["text"]
     assert len(slack.calls("POST", "/chat.postMessage")) == 1
     assert slack.calls("GET", "/conversations.replies") or slack.calls("POST", "/conversations.replies")
+
+
+def test_a_rerun_finds_its_placeholder_past_the_first_page_of_a_busy_thread(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    """250 replies came in after the delivery: the search pages through them to the placeholder."""
+    for n in range(1, 251):
+        slack.seed_message(CHANNEL, f"chatter {n}", ts=f"{gateway.now}.{n:06d}", thread_ts=THREAD)
+    slack.hold("POST", "/chat.postMessage", seconds=10)
+    _deliver_mention(gateway)
+    kill_once_held(_worker(redis_url, slack), slack.held)
+    with _worker(redis_url, slack):
+        wait_until(lambda: _finished(redis_client), timeout=30)
+    (answer,) = _answers(slack)
+    assert "I understood" in answer["text"]
+    assert len(slack.calls("POST", "/chat.postMessage")) == 1
+    assert len(slack.calls(path="/conversations.replies")) >= 2
 
 
 def test_worker_killed_after_the_answer_was_posted(

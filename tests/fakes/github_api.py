@@ -2,8 +2,11 @@
 
 Bodies come from ``github_shapes`` and point back at the fake, so PyGithub can follow them.
 ``prefix="/api/v3"`` serves the same API the way GitHub Enterprise Server does. GitHub App JWTs are
-checked against the app's public key (RS256) and exchanged for installation tokens, as in
-https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app.
+checked against the app's public key (RS256; ``exp`` at most 10 minutes ahead) and exchanged for
+installation tokens that expire (``token_lifetime``, an hour by default; ``expire_tokens``), as in
+https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app. Comment bodies
+and check runs are checked as GitHub checks them (``github_rules``: byte limits, status and
+conclusion enums).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.fakes import github_rules as rules
 from tests.fakes import github_shapes as shapes
+from tests.fakes.github_apps import ManifestApps
 from tests.fakes.github_hooks import HookDeliveries
 from tests.fakes.server import FakeServer, Reply, Request, Route, route
 
@@ -31,8 +36,8 @@ DEFAULT_TOKEN = "ghp_fakepersonaltoken"
 TOKEN_LIFETIME = 3600
 DEFAULT_PERMISSIONS = {"issues": "write", "pull_requests": "write", "checks": "write", "metadata": "read"}
 _BAD_JWT = "A JSON web token could not be decoded"
-# GitHub refuses an exp more than 10 minutes ahead; PyGithub backdates iat by 60 s, so allow some slack.
-_JWT_MAX_AHEAD = 660
+# "The time must be no more than 10 minutes into the future" (GitHub's JWT page).
+_JWT_MAX_AHEAD = 600
 
 Obj = dict[str, Any]
 
@@ -89,9 +94,11 @@ class GitHubFake(HookDeliveries, FakeServer):
         app_id: int | None = None,
         app_public_key: str | bytes | rsa.RSAPublicKey | None = None,
         prefix: str = "",
+        token_lifetime: float = TOKEN_LIFETIME,
     ) -> None:
         self.tokens = tuple(tokens)
         self.app_id = app_id
+        self.token_lifetime = token_lifetime
         self._app_key = None if app_public_key is None else load_public_key(app_public_key)
         self._ids = itertools.count(1001)
         self._repos: dict[str, Obj] = {}
@@ -100,6 +107,8 @@ class GitHubFake(HookDeliveries, FakeServer):
         self._check_runs: dict[int, Obj] = {}
         self._issued: dict[str, Obj] = {}
         self._init_hooks()
+        self.clock = time.time  # what the manifest flow's one-hour limit is measured with
+        self.manifests = ManifestApps(self._ids, lambda: self.clock())
         super().__init__(prefix=prefix)
 
     @property
@@ -125,6 +134,12 @@ class GitHubFake(HookDeliveries, FakeServer):
             route("GET", "/app", self._get_app, public=True),
             route("POST", "/app/installations/{id}/access_tokens", self._create_token, public=True),
             *self.hook_routes(),
+            # The App manifest flow: github.com's form (the browser's, at the root), then the API's.
+            *(
+                route("POST", page, self.manifests.register, public=True, rooted=True)
+                for page in ("/settings/apps/new", "/organizations/{org}/settings/apps/new")
+            ),
+            route("POST", "/app-manifests/{code}/conversions", self._convert_manifest, public=True),
         ]
 
     # -- seeding ---------------------------------------------------------------------------------
@@ -189,11 +204,18 @@ class GitHubFake(HookDeliveries, FakeServer):
         with self._cond:
             return [{"token": token, **fields} for token, fields in self._issued.items()]
 
+    def expire_tokens(self) -> None:
+        """Make every installation token handed out so far expired (GitHub then answers 401)."""
+        with self._cond:
+            for issued in self._issued.values():
+                issued["expires_at"] = min(issued["expires_at"], time.time() - 1)
+
     def reset_state(self) -> None:
-        """Forget repositories, issues, pulls, comments, check runs and issued tokens."""
+        """Forget repositories, issues, pulls, comments, check runs, issued tokens, manifest Apps."""
         for store in (self._repos, self._issues, self._comments, self._check_runs, self._issued):
             store.clear()
         self.reset_hooks()
+        self.manifests.reset()
 
     # -- FakeServer hooks ------------------------------------------------------------------------
 
@@ -244,11 +266,18 @@ class GitHubFake(HookDeliveries, FakeServer):
         now, exp, iat = time.time(), claims.get("exp"), claims.get("iat")
         if str(claims.get("iss")) != str(self.app_id):
             return _error(401, "'Issuer' claim ('iss') must be the GitHub App's id")
-        if not isinstance(exp, int) or not now < exp < now + _JWT_MAX_AHEAD:
+        if not isinstance(exp, int) or not now < exp <= now + _JWT_MAX_AHEAD:
             return _error(401, "'Expiration time' claim ('exp') is too far in the future or in the past")
         if not isinstance(iat, int) or iat > now + 60:
             return _error(401, "'Issued at' claim ('iat') must be an Integer representing the time issued")
         return None
+
+    def _convert_manifest(self, request: Request) -> Reply:
+        """The manifest code's App, which from then on authenticates here with its key (JWTs)."""
+        reply, app = self.manifests.convert(request)
+        if app is not None:
+            self.app_id, self._app_key = app["id"], app["public_key"]
+        return reply
 
     def _get_app(self, request: Request) -> Reply:
         return self._check_jwt(request) or Reply(200, shapes.app_obj(request.base_url, self.app_id or 0))
@@ -259,7 +288,7 @@ class GitHubFake(HookDeliveries, FakeServer):
         if denied is not None or installation_id is None:
             return denied or _error(404)
         asked = request.body.get("permissions") if isinstance(request.body, dict) else None
-        token, expires_at = f"ghs_{secrets.token_hex(18)}", time.time() + TOKEN_LIFETIME
+        token, expires_at = f"ghs_{secrets.token_hex(18)}", time.time() + self.token_lifetime
         self._issued[token] = {"installation_id": installation_id, "expires_at": expires_at}
         body = {
             "token": token,
@@ -291,8 +320,9 @@ class GitHubFake(HookDeliveries, FakeServer):
         issue, body = self._issue(request), _field(request, "body")
         if issue is None:
             return _error(404)
-        if not isinstance(body, str) or not body:
-            return _error(422, "Validation Failed")
+        refused = rules.comment_refusal(body)
+        if refused is not None:
+            return refused
         user, user_type = self._actor(request)
         comment_id = self._add_comment(issue["repo"], issue["number"], body, user=user, user_type=user_type)
         return Reply(201, shapes.comment_obj(request.base_url, self._comments[comment_id]))
@@ -301,8 +331,9 @@ class GitHubFake(HookDeliveries, FakeServer):
         comment, body = self._comments.get(_number(request, "id") or 0), _field(request, "body")
         if comment is None or comment["repo"] != _full_name(request):
             return _error(404)
-        if not isinstance(body, str) or not body:
-            return _error(422, "Validation Failed")
+        refused = rules.comment_refusal(body)
+        if refused is not None:
+            return refused
         comment.update(body=body, updated_at=time.time())
         return Reply(200, shapes.comment_obj(request.base_url, comment))
 
@@ -340,8 +371,11 @@ class GitHubFake(HookDeliveries, FakeServer):
             return _error(404)
         if self._installation(_token(request)) is None:
             return _error(403, "You must authenticate via a GitHub App.")
-        if not _field(request, "name") or not _field(request, "head_sha"):
-            return _error(422, "Invalid request: name and head_sha are required.")
+        refused = rules.check_run_refusal(
+            request.body if isinstance(request.body, dict) else {}, creating=True
+        )
+        if refused is not None:
+            return refused
         run_id = next(self._ids)
         run = {"id": run_id, "repo": full_name, "status": "queued", "conclusion": None, "output": {}}
         self._check_runs[run_id] = run | {"started_at": time.time(), "completed_at": None}
@@ -352,7 +386,11 @@ class GitHubFake(HookDeliveries, FakeServer):
         run = self._check_runs.get(_number(request, "id") or 0)
         if run is None or run["repo"] != _full_name(request):
             return _error(404)
-        _apply_check_run(run, request.body if isinstance(request.body, dict) else {})
+        body = request.body if isinstance(request.body, dict) else {}
+        refused = rules.check_run_refusal(body, creating=False)
+        if refused is not None:
+            return refused
+        _apply_check_run(run, body)
         return Reply(200, self._check_run_obj(request.base_url, run))
 
     def _check_run_obj(self, base: str, run: Obj) -> Obj:

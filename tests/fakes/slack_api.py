@@ -1,8 +1,11 @@
 """A fake Slack Web API: the methods a bot uses, a message store, and ``response_url`` endpoints.
 
 Like Slack (https://api.slack.com/web), API errors are HTTP 200 with ``{"ok": false, "error": ...}``,
-rate limits are HTTP 429 (inject them with ``fail_next``), every method takes POST (form or JSON) or
-GET, and arguments may come from the query string or the body.
+rate limits are HTTP 429 with ``Retry-After`` (each method's tier per workspace, or injected with
+``fail_next``), every method takes POST (form or JSON) or GET, and arguments may come from the query
+string or the body. The documented limits it enforces (``slack_rules``; sources in README.md): Block
+Kit sizes, text truncation, ``conversations.replies`` paging and ``limit``, response-URL use count
+and expiry, and the tiers; ``distribution="unlisted"`` is an app outside the Slack Marketplace.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from tests.fakes.server import FakeServer, Reply, Request, Route, route
+from tests.fakes import slack_rules as rules
+from tests.fakes.server import FakeServer, Handler, Reply, Request, Route, route
 from tests.fakes.socket_mode import SocketModeFake
 
 DEFAULT_TOKEN = "xoxb-fake-bot-token"
@@ -41,8 +45,20 @@ def _ts_key(ts: str) -> tuple[int, int]:
 class SlackFake(FakeServer):
     """Slack Web API at ``base_url`` (``http://127.0.0.1:<port>/api/``), for ``WebClient(base_url=...)``."""
 
-    def __init__(self, *, tokens: Iterable[str] = (DEFAULT_TOKEN,), prefix: str = "/api") -> None:
+    def __init__(
+        self,
+        *,
+        tokens: Iterable[str] = (DEFAULT_TOKEN,),
+        prefix: str = "/api",
+        distribution: str = "internal",
+        rate_limits: dict[str, int] | None = None,
+    ) -> None:
         self.tokens = tuple(tokens)
+        self.distribution = distribution  # internal | marketplace | unlisted
+        unlisted = rules.UNLISTED_PER_MINUTE if distribution == "unlisted" else {}
+        self.limits = rules.RateLimits({**rules.TIER_PER_MINUTE, **unlisted, **(rate_limits or {})})
+        self.response_urls = rules.ResponseUrls()
+        self._token_teams: dict[str, str] = {}  # tokens installed in other workspaces (oauth.v2.access)
         self.bot = {"user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": TEAM_ID, "team": "Fake Workspace"}
         self._messages: dict[str, dict[str, Message]] = {}
         self._users: dict[str, dict[str, Any]] = {}
@@ -80,8 +96,8 @@ class SlackFake(FakeServer):
             "users.info": self._users_info,
         }
         for name, handler in methods.items():
-            yield route("POST", f"/{name}", handler)
-            yield route("GET", f"/{name}", handler)
+            yield route("POST", f"/{name}", self._limited(name, handler))
+            yield route("GET", f"/{name}", self._limited(name, handler))
         yield route("POST", "/response/{key}", self._response, public=True, rooted=True)
         yield route("POST", "/apps.connections.open", self._connections_open, public=True)
         yield route("POST", "/oauth.v2.access", self._oauth_access, public=True)
@@ -126,9 +142,12 @@ class SlackFake(FakeServer):
         with self._cond:
             return copy.deepcopy(self._thread_of(channel, ts))
 
-    def response_url(self, key: str | None = None) -> str:
-        """A ``response_url`` for slash-command fixtures; what is posted to it lands in ``responses()``."""
+    def response_url(self, key: str | None = None, *, issued_at: float | None = None) -> str:
+        """A ``response_url`` for slash-command fixtures, issued ``issued_at`` (default now); what is
+        posted to it lands in ``responses()``. Like Slack's, it takes 5 posts within 30 minutes."""
         key = key or f"R{next(self._response_ids):06d}"
+        with self._cond:
+            self.response_urls.issue(key, issued_at=issued_at)
         return f"{self.origin}/response/{key}"
 
     def responses(self, key_or_url: str) -> list[Any]:
@@ -144,6 +163,8 @@ class SlackFake(FakeServer):
         self._responses.clear()
         self.ephemerals.clear()
         self.deleted.clear()
+        self.limits.reset()
+        self.response_urls.reset()
 
     # -- FakeServer hooks ------------------------------------------------------------------------
 
@@ -165,6 +186,23 @@ class SlackFake(FakeServer):
 
     # -- methods ---------------------------------------------------------------------------------
 
+    def _limited(self, method: str, handler: Handler) -> Handler:
+        """``handler`` behind the method's tier: HTTP 429 ``ratelimited`` with ``Retry-After``."""
+
+        def answer(request: Request) -> Reply:
+            wait = self.limits.check(self._team_of(request), method, _args(request).get("channel"))
+            if wait is None:
+                return handler(request)
+            return Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(int(wait))})
+
+        return answer
+
+    def _team_of(self, request: Request) -> str:
+        """The workspace a request's token belongs to (limits are per workspace)."""
+        header = request.headers.get("authorization", "")
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else str(_args(request).get("token"))
+        return self._token_teams.get(token, self.bot["team_id"])
+
     def _auth_test(self, request: Request) -> Reply:
         bot = self.bot
         identity = {"team_id": bot["team_id"], "user_id": bot["user_id"], "bot_id": bot["bot_id"]}
@@ -182,9 +220,13 @@ class SlackFake(FakeServer):
             return _error("channel_not_found")
         if not any(args.get(name) for name in ("text", "blocks", "attachments")):
             return _error("no_text")
+        refused = _refusal(args)
+        if refused is not None:
+            return refused
         fields = _content(args) | {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID}
         ts = self._store(args["channel"], fields, ts=None, thread_ts=args.get("thread_ts"))
-        return _ok(channel=args["channel"], ts=ts, message=copy.deepcopy(self._messages[args["channel"]][ts]))
+        stored = copy.deepcopy(self._messages[args["channel"]][ts])
+        return _ok(channel=args["channel"], ts=ts, message=stored, **_warnings(args))
 
     def _update(self, request: Request) -> Reply:
         args = _args(request)
@@ -193,10 +235,13 @@ class SlackFake(FakeServer):
             return _error("message_not_found")
         if not any(args.get(name) for name in ("text", "blocks", "attachments")):
             return _error("no_text")
+        refused = _refusal(args)
+        if refused is not None:
+            return refused
         message.update(_content(args))
         message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
         reply = {"channel": args["channel"], "ts": message["ts"], "text": message.get("text", "")}
-        return _ok(**reply, message=copy.deepcopy(message))
+        return _ok(**reply, message=copy.deepcopy(message), **_warnings(args))
 
     def _post_ephemeral(self, request: Request) -> Reply:
         args = _args(request)
@@ -217,13 +262,35 @@ class SlackFake(FakeServer):
         return _ok(channel=args["channel"], ts=message["ts"])
 
     def _replies(self, request: Request) -> Reply:
+        """A page of the thread holding ``ts``, oldest first: the parent, then replies within
+        ``oldest``/``latest``; ``limit`` (default and most: 1000, unlisted apps 15) per page, and
+        ``next_cursor`` to the rest. Metadata only with ``include_all_metadata``. The parent is on the
+        first page only (Slack does not document whether later pages repeat it)."""
         args = _args(request)
         if not args.get("channel"):
             return _error("channel_not_found")
         thread = self._thread_of(args["channel"], args.get("ts", ""))
         if not thread:
             return _error("thread_not_found")
-        return _ok(messages=copy.deepcopy(thread), has_more=False, response_metadata={"next_cursor": ""})
+        start = rules.cursor_offset(args.get("cursor"))
+        if start is None:
+            return _error("invalid_cursor")
+        replies = [m for m in thread[1:] if rules.within(m["ts"], args)]
+        members = [thread[0], *replies] if start == 0 else replies
+        begin = 0 if start == 0 else start - 1
+        limit = self._replies_limit(args.get("limit"))
+        page = [rules.without_metadata(m, args) for m in members[begin : begin + limit]]
+        more = begin + limit < len(members)
+        cursor = rules.cursor(start + len(page)) if more else ""
+        return _ok(messages=page, has_more=more, response_metadata={"next_cursor": cursor})
+
+    def _replies_limit(self, asked: Any) -> int:
+        most = rules.UNLISTED_REPLIES_LIMIT if self.distribution == "unlisted" else rules.REPLIES_LIMIT
+        try:
+            number = int(asked)
+        except (TypeError, ValueError):
+            return most
+        return most if number <= 0 else min(number, most)
 
     def _users_info(self, request: Request) -> Reply:
         user_id = _args(request).get("user")
@@ -261,6 +328,7 @@ class SlackFake(FakeServer):
         prefix = "xoxe.xoxb-1-" if grant["rotating"] else "xoxb-"
         token = f"{prefix}{grant['team']['id']}-{serial}"
         self.tokens = (*self.tokens, token)
+        self._token_teams[token] = grant["team"]["id"]
         fields = {k: v for k, v in grant.items() if k != "rotating"}
         body = {"access_token": token, "token_type": "bot", "scope": "chat:write,app_mentions:read"}
         body |= {
@@ -285,8 +353,13 @@ class SlackFake(FakeServer):
         return _ok(url=self.socket_mode.issue_url())
 
     def _response(self, request: Request) -> Reply:
-        self._responses.setdefault(request.params["key"], []).append(request.body)
-        return _ok()
+        """Plain-text ``ok``, as Slack answers a response URL; refused past 5 uses or 30 minutes."""
+        key = request.params["key"]
+        refused = self.response_urls.refusal(key)
+        if refused is not None:
+            return Reply(404, refused)
+        self._responses.setdefault(key, []).append(request.body)
+        return Reply(200, "ok")
 
     # -- store -----------------------------------------------------------------------------------
 
@@ -317,6 +390,7 @@ class SlackFake(FakeServer):
         stored = self._messages.get(channel, {})
         if ts not in stored:
             return []
+        ts = stored[ts].get("thread_ts") or ts  # any message of a thread names the thread
         members = [m for m in stored.values() if m["ts"] == ts or m.get("thread_ts") == ts]
         return sorted(members, key=lambda m: _ts_key(m["ts"]))
 
@@ -349,5 +423,29 @@ def _client_credentials(request: Request, args: dict[str, Any]) -> tuple[str, st
 
 
 def _content(args: dict[str, Any]) -> Message:
-    """The message fields a post or an update sets."""
-    return {name: args[name] for name in ("text", "blocks", "attachments", "metadata") if name in args}
+    """The message fields a post or an update sets (text past 40,000 characters cut, as Slack does)."""
+    fields = {name: args[name] for name in ("text", "blocks", "attachments", "metadata") if name in args}
+    if "blocks" in fields:
+        fields["blocks"] = rules.parse_blocks(fields["blocks"])
+    if "text" in fields:
+        fields["text"] = rules.truncated(fields["text"])[0]
+    return fields
+
+
+def _refusal(args: dict[str, Any]) -> Reply | None:
+    """Slack's refusal of a post or update's blocks or attachments, if it would refuse them."""
+    if args.get("blocks") not in (None, "", []):
+        errors = rules.block_errors(rules.parse_blocks(args["blocks"]))
+        if errors:
+            return Reply(200, rules.invalid_blocks_body(errors))
+    attachments = rules.parse_blocks(args.get("attachments"))
+    if isinstance(attachments, list) and len(attachments) > rules.MAX_ATTACHMENTS:
+        return _error("too_many_attachments")
+    return None
+
+
+def _warnings(args: dict[str, Any]) -> dict[str, Any]:
+    warnings = rules.truncated(args.get("text"))[1]
+    if not warnings:
+        return {}
+    return {"response_metadata": {"messages": [rules.TRUNCATED_WARNING], "warnings": warnings}}

@@ -3,7 +3,10 @@
 Like https://docs.stripe.com/api: v1 POSTs are form-encoded with ``a[b]=c`` nesting, ``metadata[key]=``
 (empty) deletes a key, a repeated ``Idempotency-Key`` with the same body replays the first result
 without applying it again (a different body is an ``idempotency_error``), ``Stripe-Account`` scopes
-objects to a connected account, and errors use Stripe's ``{"error": {...}}`` shape.
+objects to a connected account (``Stripe-Context`` supersedes it, and alone scopes v2 requests),
+and errors use Stripe's ``{"error": {...}}`` shape. ``stripe_rules`` holds what it refuses and how it
+shapes objects by ``Stripe-Version`` (seed objects in the newest shape: subscription periods on
+the items, an invoice's subscription under ``parent.subscription_details``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from tests.fakes import stripe_rules as rules
 from tests.fakes.server import FakeServer, Handler, Params, Reply, Request, Route, route
 from tests.fakes.stripe_events import EventLists
 
@@ -203,13 +207,14 @@ class StripeFake(EventLists, FakeServer):
         reply.headers.setdefault("Request-Id", f"req_{secrets.token_hex(7)}")
 
     def authenticate(self, request: Request) -> Reply | None:
-        """A configured secret key as Bearer (or Basic user name), as Stripe accepts."""
+        """A configured secret key as Bearer (or Basic user name), as Stripe accepts; then a known
+        ``Stripe-Version`` and well-formed ``Stripe-Account``/``Stripe-Context`` headers."""
         key = _api_key(request.headers.get("authorization", ""))
         if not key:
             return stripe_error(401, _NO_KEY)
         if key not in self.api_keys:
             return stripe_error(401, f"Invalid API Key provided: {key[:8]}{'*' * 8}{key[-4:]}")
-        return None
+        return rules.version_refusal(request) or rules.scope_of(request)[1]
 
     def not_found(self, request: Request) -> Reply:
         """Stripe's answer for an unknown URL."""
@@ -248,15 +253,21 @@ class StripeFake(EventLists, FakeServer):
     def _retrieve(self, request: Request) -> Reply:
         object_type = TYPES[request.path.split("/")[2]][0]
         obj = self._objects.get((_account(request), object_type, request.params["id"]))
-        return _missing(object_type, request.params["id"]) if obj is None else Reply(200, copy.deepcopy(obj))
+        if obj is None:
+            return _missing(object_type, request.params["id"])
+        return Reply(200, rules.shaped(obj, rules.version_of(request)))
 
     def _update(self, request: Request) -> Reply:
         object_type = TYPES[request.path.split("/")[2]][0]
         obj = self._objects.get((_account(request), object_type, request.params["id"]))
         if obj is None:
             return _missing(object_type, request.params["id"])
-        apply_update(obj, decode_form(request.body if isinstance(request.body, dict) else {}))
-        return Reply(200, copy.deepcopy(obj))
+        changes = decode_form(request.body if isinstance(request.body, dict) else {})
+        refused = rules.metadata_refusal(obj.get("metadata") or {}, changes.get("metadata"))
+        if refused is not None:
+            return refused
+        apply_update(obj, changes)
+        return Reply(200, rules.shaped(obj, rules.version_of(request)))
 
     def _list(self, request: Request) -> Reply:
         collection = request.path.split("/")[2]
@@ -268,7 +279,10 @@ class StripeFake(EventLists, FakeServer):
             obj for (account, kind, _), obj in reversed(self._objects.items()) if (account, kind) == scope
         ]
         found = [obj for obj in found if all(obj.get(k) == v for k, v in filters.items())]
-        return Reply(200, _page(found, request.query, url=f"/v1/{collection}"))
+        version = rules.version_of(request)
+        return Reply(
+            200, _page([rules.shaped(obj, version) for obj in found], request.query, url=f"/v1/{collection}")
+        )
 
     def _retrieve_thin_event(self, request: Request) -> Reply:
         event = self._thin_events.get((_account(request), request.params["id"]))
@@ -292,7 +306,8 @@ def _api_key(header: str) -> str:
 
 
 def _account(request: Request) -> str | None:
-    return request.headers.get("stripe-account") or None
+    """The account the request acts on (``authenticate`` already refused malformed headers)."""
+    return rules.scope_of(request)[0]
 
 
 def _missing(object_type: str, object_id: str) -> Reply:

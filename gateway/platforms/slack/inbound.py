@@ -80,9 +80,17 @@ def sign(secret: str, body: bytes, *, timestamp: int) -> dict[str, str]:
 def probe(body: bytes, headers: Headers) -> Handshake | None:
     """Answer Slack's ``ssl_check`` probe, which Slack sends unsigned (Bolt answers it the same way).
 
-    Nothing is queued for it, so answering before verification exposes nothing.
+    Nothing is queued for it, so answering before verification exposes nothing. The field may
+    come anywhere in the form (Slack also sends ``token=...&ssl_check=1``), so the form is parsed;
+    a slash command, which never has the field, is not taken for one.
     """
-    if is_form(headers.get("content-type")) and body.startswith(b"ssl_check=1"):
+    if not is_form(headers.get("content-type")) or b"ssl_check" not in body:
+        return None
+    try:
+        form = parse_form(body)
+    except MalformedPayload:
+        return None
+    if form.get("ssl_check") == "1" and "command" not in form:
         return Handshake("ssl_check", {})
     return None
 

@@ -197,5 +197,8 @@ def test_malformed_bodies_say_what_is_wrong(body: bytes, headers: dict[str, str]
 
 def test_ssl_check_is_answered_as_a_probe() -> None:
     assert slack.probe(b"ssl_check=1&token=abc", FORM) == Handshake("ssl_check", {})
+    assert slack.probe(b"token=abc&ssl_check=1", FORM) == Handshake("ssl_check", {})
     assert slack.probe(b"command=%2Fx&text=ssl_check=1", FORM) is None
+    assert slack.probe(b"command=%2Fx&ssl_check=1", FORM) is None
+    assert slack.probe(b"token=abc&ssl_check=0", FORM) is None
     assert slack.probe(b"ssl_check=1", JSON) is None

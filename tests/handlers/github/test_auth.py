@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from handlers.config import WorkerSettings
 from handlers.errors import PermanentError, TransientError
 from handlers.github.auth import GitHubAppAuth, GitHubCredentials
-from tests.fakes import GitHubFake, github_api
+from tests.fakes import GitHubFake
 
 APP_ID = 4242
 
@@ -39,9 +39,8 @@ def test_installation_token_is_obtained_with_a_valid_jwt_and_cached() -> None:
         assert first == gh.issued_tokens[0]["token"]
 
 
-def test_token_is_replaced_five_minutes_before_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(github_api, "TOKEN_LIFETIME", 240)  # the fake now issues 4-minute tokens
-    with GitHubFake(app_id=APP_ID, app_public_key=PUBLIC) as gh:
+def test_token_is_replaced_five_minutes_before_it_expires() -> None:
+    with GitHubFake(app_id=APP_ID, app_public_key=PUBLIC, token_lifetime=240) as gh:  # 4-minute tokens
         auth = GitHubAppAuth(str(APP_ID), PRIVATE, gh.base_url)
         first = auth.installation_token(7)
         assert auth.installation_token(7) != first

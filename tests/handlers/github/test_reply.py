@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.types import Envelope
+from handlers.errors import PermanentError
 from handlers.github import handle
 from tests.e2e.holding import HoldingGitHubFake
 from tests.e2e.support import APP_ID, APP_KEY, APP_PEM, FILES, Ingress, ingress, recording, with_json
@@ -141,3 +142,36 @@ def test_events_without_a_reply_post_nothing(github_api: HoldingGitHubFake, gate
     result = asyncio.run(handle(_queued(gateway, "push")))
     assert result["status"] == "succeeded"
     assert [c.method for c in github_api.calls()] == []
+
+
+def test_a_long_non_ascii_answer_fits_the_check_run_and_the_comment_in_bytes(
+    github_app: HoldingGitHubFake, gateway: Ingress, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_AGENT", "tests.agents:scripted")
+    rec = recording("github", "pull_request.opened")
+    body = with_json(rec.body, test={"reply": "Résumé: " + "é" * 70_000})
+    asyncio.run(handle(_queued(gateway, "pull_request.opened", body)))
+    (check,) = github_app.check_runs(REPO)
+    summary = check["output"]["summary"]
+    assert len(summary.encode()) <= 65_535 and summary.endswith("(cut to fit GitHub's size limit)")
+    (comment,) = github_app.comments(REPO, 2)
+    assert len(comment["body"].encode()) <= 65_536 and comment["body"].endswith("-->")
+
+
+def test_an_installation_token_github_refuses_is_replaced_once(
+    github_app: HoldingGitHubFake, gateway: Ingress
+) -> None:
+    github_app.seed_pull(REPO, 1, title="Fix the spelling", files=FILES[:1])
+    asyncio.run(handle(_queued(gateway, "pull_request.opened")))
+    github_app.expire_tokens()  # revoked early, or the worker's clock drifted: GitHub says 401
+    asyncio.run(handle(_queued(gateway, "issue_comment.created.pull-request")))
+    assert len(github_app.issued_tokens) == 2
+    assert [c.status for c in github_app.calls("GET", "/repos/*/pulls/1/files")] == [401, 200]
+    assert len(github_app.comments(REPO, 1)) == 1
+
+
+def test_a_refused_token_is_refreshed_only_once(github_app: HoldingGitHubFake, gateway: Ingress) -> None:
+    github_app.fail_next("POST", "/repos/*/issues/*/comments", 401, times=2)
+    with pytest.raises(PermanentError, match="401"):
+        asyncio.run(handle(_queued(gateway, "pull_request.opened")))
+    assert len(github_app.issued_tokens) == 2

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from handlers.errors import DeadlineReached, PermanentError, TransientError, UnusableAnswer
+from handlers.errors import ContextExceeded, DeadlineReached, PermanentError, TransientError, UnusableAnswer
 from handlers.llm.breaker import CircuitBreaker, CircuitOpen
 from handlers.llm.client import ChatClient, ChatConfig
 from handlers.llm.completion import Completion
@@ -206,3 +206,78 @@ def test_a_json_answer_with_a_text_content_type_is_still_understood() -> None:
         return_value=httpx.Response(200, content=content, headers={"content-type": "text/plain"})
     )
     assert _complete(_client()).content == "mislabelled"
+
+
+@respx.mock
+def test_tools_are_sent_with_tool_choice_auto_and_every_request_caps_the_answer() -> None:
+    route = respx.post(URL).mock(return_value=streamed(answer("ok")))
+    tool = {"type": "function", "function": {"name": "t", "parameters": {"type": "object", "properties": {}}}}
+    asyncio.run(_client().complete(MESSAGES, tools=[tool], deadline=time.time() + 30))
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["tool_choice"] == "auto" and sent["max_tokens"] == 2048
+    _complete(_client())
+    assert "tool_choice" not in json.loads(route.calls.last.request.content)
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [b"", b": keep-alive\n\n", b'data: {"choices":[{"index":0,"delta":{"content":"half an"}}]}\n\n'],
+    ids=["nothing", "comment-only", "cut-mid-answer"],
+)
+@respx.mock
+def test_a_stream_that_ends_without_done_or_a_finish_is_an_error(stream: bytes) -> None:
+    respx.post(URL).mock(
+        return_value=httpx.Response(200, content=stream, headers={"content-type": "text/event-stream"})
+    )
+    with pytest.raises(TransientError, match="ended before the answer was complete"):
+        _complete(_client(policy=RetryPolicy(max_retries=0)))
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        ({"detail": "Model tiny not found"}, "Model tiny not found"),
+        ({"detail": [{"loc": ["body", "messages"], "msg": "field required"}]}, "field required"),
+        ({"error": "plain string error"}, "plain string error"),
+        ({"message": "bad request"}, "bad request"),
+    ],
+)
+@respx.mock
+def test_error_bodies_in_other_servers_shapes_are_shown(body: dict[str, object], shown: str) -> None:
+    respx.post(URL).mock(return_value=httpx.Response(400, json=body))
+    with pytest.raises(PermanentError, match=shown):
+        _complete(_client())
+
+
+@respx.mock
+def test_a_plain_text_error_body_is_shown() -> None:
+    respx.post(URL).mock(return_value=httpx.Response(422, text="Unprocessable: messages[0].role"))
+    with pytest.raises(PermanentError, match="Unprocessable: messages"):
+        _complete(_client())
+
+
+@respx.mock
+def test_a_connection_the_server_closed_is_sent_again_at_once_without_counting_as_a_failure() -> None:
+    breaker = CircuitBreaker()
+    route = respx.post(URL).mock(
+        side_effect=[httpx.RemoteProtocolError("Server disconnected without sending a response."),
+                     streamed(answer("ok"))]
+    )  # fmt: skip
+    no_retries = RetryPolicy(max_retries=0)  # not an ordinary retry: the request never got an answer
+    assert _complete(_client(breaker=breaker, policy=no_retries)).content == "ok"
+    assert route.call_count == 2
+    assert breaker.state == "closed"
+
+
+@respx.mock
+def test_a_context_exceeded_answer_is_not_retried() -> None:
+    body = {
+        "error": {
+            "message": "This model's maximum context length is 4096 tokens",
+            "code": "context_length_exceeded",
+        }
+    }
+    route = respx.post(URL).mock(return_value=httpx.Response(400, json=body))
+    with pytest.raises(ContextExceeded):
+        _complete(_client())
+    assert route.call_count == 1

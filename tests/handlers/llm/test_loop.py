@@ -156,10 +156,10 @@ def test_repeated_malformed_tool_calls_become_a_clear_error_reply() -> None:
 
 @respx.mock
 def test_an_empty_answer_becomes_an_error_reply() -> None:
-    respx.post(URL).mock(return_value=streamed(answer(None, finish="length")))
+    respx.post(URL).mock(return_value=streamed(answer(None, finish="stop")))
     run, _ = make_run()
     reply = _go(_loop(run, []))
-    assert "the model returned no text (finish reason: length)" in reply.text
+    assert "the model returned no text (finish reason: stop)" in reply.text
 
 
 @respx.mock
@@ -220,3 +220,69 @@ def test_a_model_that_stays_down_raises_transient_so_the_runtime_retries_the_job
     with pytest.raises(TransientError, match="HTTP 502"):
         _go(_loop(run, []))
     assert route.call_count == 1 + FAST.max_retries
+
+
+@respx.mock
+def test_an_answer_cut_at_max_tokens_is_posted_and_says_it_was_cut() -> None:
+    respx.post(URL).mock(return_value=streamed(answer("The build broke because", finish="length")))
+    run, _ = make_run()
+    reply = _go(_loop(run, []))
+    assert reply.text.startswith("The build broke because\n\n")
+    assert "reached its limit of 2048 tokens (LLM_MAX_ANSWER_TOKENS)" in reply.text
+    assert reply.data["llm"]["ending"] == "length"
+
+
+@respx.mock
+def test_a_tool_call_cut_at_max_tokens_is_not_run() -> None:
+    seen: list[Arguments] = []
+    cut = calls(("ci_build", '{"id": "4'))
+    cut["choices"][0]["finish_reason"] = "length"
+    route = respx.post(URL).mock(side_effect=[streamed(cut)])
+    run, _ = make_run()
+    reply = _go(_loop(run, [_lookup_tool(seen)]))
+    assert seen == [] and route.call_count == 1
+    assert reply.data["llm"]["ending"] == "length" and "may be incomplete" in reply.text
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "ending"),
+    [
+        (400, {"error": {"code": 400, "type": "exceed_context_size_error",
+                         "message": "request (783 tokens) exceeds the available context size (256 tokens)"}},
+         "context"),
+        (400, {"error": {"message": "This model's maximum context length is 8192 tokens.",
+                         "code": "context_length_exceeded"}}, "context"),
+        (500, {"error": {"code": 500, "type": "server_error",
+                         "message": "Failed to parse tool call arguments as JSON: parse error at line 1"}},
+         "refused"),
+    ],
+)  # fmt: skip
+@respx.mock
+def test_a_conversation_the_server_refuses_for_good_keeps_the_work_done_and_is_not_retried(
+    status: int, body: dict[str, Any], ending: str
+) -> None:
+    seen: list[Arguments] = []
+    route = respx.post(URL).mock(
+        side_effect=[
+            streamed(answer("Looking at build 412.", finish="stop") | calls(("ci_build", '{"id": "412"}'))),
+            httpx.Response(status, json=body),
+        ]
+    )
+    run, _ = make_run()
+    reply = _go(_loop(run, [_lookup_tool(seen)]))
+    assert route.call_count == 2, "an identical request would fail the same way: not retried"
+    assert reply.data["llm"]["ending"] == ending and "Stopped early" in reply.text
+    assert "I had looked at: Reading build 412" in reply.text
+
+
+@respx.mock
+def test_the_assistant_message_beside_tool_calls_has_empty_content_and_readable_arguments() -> None:
+    seen: list[Arguments] = []
+    route = respx.post(URL).mock(
+        side_effect=[streamed(calls(("ci_build", '{"id": 41'))), streamed(answer("ok"))]
+    )
+    run, _ = make_run()
+    _go(_loop(run, [_lookup_tool(seen)]))
+    assistant = _sent(route, 1)["messages"][2]
+    assert assistant["role"] == "assistant" and assistant["content"] == ""
+    assert assistant["tool_calls"][0]["function"]["arguments"] == "{}"

@@ -138,6 +138,46 @@ def test_slack_thread_tool_reads_only_the_event_thread() -> None:
         assert fake.calls(path="/conversations.replies")[0].body["channel"] == "C1"
 
 
+def _long_thread(fake: SlackFake, replies: int) -> str:
+    thread = fake.seed_message("C1", "start", ts="1700000000.000100")
+    for n in range(1, replies + 1):
+        fake.seed_message("C1", f"reply {n}", ts=f"{1700000000 + n}.000100", thread_ts=thread, user="U2")
+    return thread
+
+
+def _slack_services(fake: SlackFake, redis_url: str, **extra: str) -> Services:
+    environ = {"SLACK_BOT_TOKEN": fake.token, "SLACK_API_URL": fake.base_url, "REDIS_URL": redis_url}
+    return Services(WorkerSettings.from_environ({**environ, **extra}))
+
+
+def _sent(call: Any) -> dict[str, Any]:
+    return {**call.query, **(call.body if isinstance(call.body, dict) else {})}
+
+
+def test_slack_thread_tool_reads_the_newest_messages_of_a_long_thread(redis_url: str) -> None:
+    with SlackFake() as fake:
+        thread = _long_thread(fake, 300)
+        tools = _by_name(tools_for(slack_event(thread=thread), _slack_services(fake, redis_url)))
+        lines = _run(tools["slack_thread"], limit=20).splitlines()
+        assert lines[0].endswith("reply 281") and lines[19].endswith("reply 300")
+        assert "(281 older messages left out)" in lines
+        calls = fake.calls(path="/conversations.replies")
+        assert len(calls) >= 2 and all(int(_sent(c)["limit"]) <= 200 for c in calls)
+
+
+def test_slack_thread_tool_of_an_unlisted_app_keeps_to_15_a_page_and_says_what_it_missed(
+    redis_url: str,
+) -> None:
+    with SlackFake(distribution="unlisted") as fake:
+        thread = _long_thread(fake, 40)
+        services = _slack_services(fake, redis_url, SLACK_APP_DISTRIBUTION="unlisted")
+        tools = _by_name(tools_for(slack_event(thread=thread), services))
+        text = _run(tools["slack_thread"], limit=50)
+        (call,) = fake.calls(path="/conversations.replies")
+        assert int(_sent(call)["limit"]) <= 15 and call.status == 200
+        assert "reply 14" in text and "newer ones are missing" in text
+
+
 def test_stripe_tools_read_the_event_customer_charges_invoices_and_subscription() -> None:
     with StripeFake() as fake:
         fake.seed("customer", "cus_1", name="Ada", email="ada@example.com")
@@ -173,6 +213,37 @@ def test_stripe_tools_read_the_event_customer_charges_invoices_and_subscription(
         assert json.loads(_run(tools["stripe_invoices"]))[0]["attempt_count"] == 2
         assert json.loads(_run(tools["stripe_subscription"]))[0]["status"] == "past_due"
         assert not fake.calls("POST")
+
+
+def test_stripe_tools_read_the_pinned_versions_fields() -> None:
+    """Periods are on subscription items, an invoice's subscription under its parent (since basil)."""
+    parent = {"type": "subscription_details", "subscription_details": {"subscription": "sub_2"}}
+    items = {"object": "list", "data": [
+        {"id": "si_1", "current_period_start": 1_790_000_000, "current_period_end": 1_792_592_000},
+        {"id": "si_2", "current_period_start": 1_790_000_500, "current_period_end": 1_793_000_000},
+    ]}  # fmt: skip
+    with StripeFake() as fake:
+        fake.seed("customer", "cus_2")
+        fake.seed("invoice", "in_2", customer="cus_2", status="open", parent=parent)
+        fake.seed("subscription", "sub_2", customer="cus_2", status="past_due", items=items)
+        obj = {"object": "invoice", "id": "in_2", "customer": "cus_2", "parent": parent}
+        event = Event(
+            platform="stripe",
+            delivery_id="evt_2",
+            name="invoice.payment_failed",
+            action=None,
+            received_at="2026-11-22T11:00:00+00:00",
+            session_key="stripe:platform:customer:cus_2",
+            payload={"data": {"object": obj}},
+        )
+        services = Services(
+            WorkerSettings.from_environ({"STRIPE_API_KEY": fake.api_key, "STRIPE_API_BASE": fake.base_url})
+        )
+        tools = _by_name(tools_for(event, services))
+        assert json.loads(_run(tools["stripe_invoices"]))[0]["subscription"] == "sub_2"
+        (sub,) = json.loads(_run(tools["stripe_subscription"]))
+        assert (sub["current_period_start"], sub["current_period_end"]) == (1_790_000_000, 1_793_000_000)
+        assert fake.calls(path="/v1/subscriptions/sub_2"), "the event's own subscription was read"
 
 
 def test_cap_says_how_much_was_cut() -> None:

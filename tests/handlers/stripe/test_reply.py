@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from gateway.types import Envelope
+from handlers.state import runs
 from handlers.stripe import handle
 from tests.e2e.support import Ingress, ingress, recording, with_json
 from tests.fakes import SlackFake, StripeFake
@@ -118,6 +121,51 @@ def test_thin_event_reads_the_event_and_its_related_object(stripe_api: StripeFak
     ]
     charge = stripe_api.get("charge", "ch_related", account="acct_123") or {}
     assert charge["metadata"]["gateway_delivery"] == "evt_234"
+
+
+def test_a_thin_event_of_an_organization_reads_and_writes_in_its_context(
+    stripe_api: StripeFake, gateway: Ingress
+) -> None:
+    """``acct_org/acct_1`` is a Stripe-Context path; as a Stripe-Account it would be refused."""
+    context = "acct_org/acct_1"
+    stripe_api.seed("charge", "ch_related", account=context, amount=700, currency="usd")
+    related = {"id": "ch_related", "type": "charge", "url": "/v1/charges/ch_related"}
+    stripe_api.seed_thin_event(
+        "v1.billing.meter.error_report_triggered", "evt_234", account=context, related_object=related
+    )
+    rec = recording("stripe", "v1.billing.meter.error_report_triggered")
+    result = asyncio.run(handle(_queued(gateway, rec.name, with_json(rec.body, context=context))))
+    assert "Amount: $7.00" in result["reply"]
+    assert all(c.headers.get("stripe-context") == context for c in stripe_api.calls())
+    assert not any("stripe-account" in c.headers for c in stripe_api.calls())
+    assert (stripe_api.get("charge", "ch_related", account=context) or {})["metadata"]["gateway_summary"]
+
+
+def test_an_object_whose_metadata_is_full_is_left_alone_and_the_run_says_why(
+    stripe_api: StripeFake, gateway: Ingress, redis_client: redis.Redis
+) -> None:
+    stripe_api.seed("charge", f"ch_{ZEROS}", metadata={f"note_{n}": "x" for n in range(49)})
+    result = asyncio.run(handle(_queued(gateway, "charge.failed")))
+    assert result["status"] == "succeeded" and stripe_api.calls("POST") == []
+    record = runs.get_run(redis_client, f"stripe-{CHARGE_EVENT}")
+    assert record is not None and "49+ metadata keys" in record["undelivered"]
+
+
+def test_an_invoice_event_in_the_pinned_versions_shape_is_read_and_annotated(
+    stripe_api: StripeFake, gateway: Ingress
+) -> None:
+    rec = recording("stripe", "invoice.payment_failed.endive")
+    invoice = json.loads(rec.body)["data"]["object"]
+    stripe_api.seed(
+        "invoice", invoice["id"], **{k: v for k, v in invoice.items() if k not in ("id", "object")}
+    )
+    envelope = _queued(gateway, "invoice.payment_failed.endive")
+    assert envelope["payload"]["data"]["object"]["parent"]["subscription_details"]["subscription"]
+    result = asyncio.run(handle(envelope))
+    assert "Customer: jenny.rosen@example.com (`cus_TdQ4pW8nK2vX7a`)" in result["reply"]
+    assert "Amount: $20.00" in result["reply"] and "Status: open" in result["reply"]
+    assert [c.headers["stripe-version"] for c in stripe_api.calls()] == ["2026-10-28.endive"] * 2
+    assert stripe_api.get("invoice", invoice["id"])["metadata"]["gateway_delivery"] == envelope["delivery_id"]  # type: ignore[index]
 
 
 def test_results_are_announced_in_the_stripe_slack_channel_once(

@@ -1,0 +1,102 @@
+"""A ``Reply`` as a Slack message: escaped text, plus the mentions, pings, links and blocks the agent
+asked for through ``Reply.data["slack"]``, the only way any of them reach Slack.
+
+Agent text may carry what an issue or a thread said, so it is escaped (``format.to_mrkdwn``): a
+``<!channel>`` in it shows as written and pings nobody. ``Reply.data["slack"]``, every field
+optional, each checked here (what does not fit is left out and named in ``Message.dropped``):
+
+- ``mentions``: user ids (``U…``, ``W…``) and user-group ids (``S…``), mentioned at the start;
+- ``notify``: ``"here"``, ``"channel"`` or ``"everyone"``, a channel ping at the start;
+- ``links``: ``[{"url": "https://…", "text": "label"}]``, one live link a line at the end;
+- ``blocks``: Block Kit blocks, sent when within Slack's limits (``handlers.slack.blocks``),
+  with the text as their fallback. ``Reply.data["slack_blocks"]`` (the earlier name) still works.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from handlers.agent import Reply
+from handlers.slack import blocks as block_kit
+from handlers.slack.format import escape, to_mrkdwn
+
+__all__ = ["MAX_LINKS", "MAX_MENTIONS", "Message", "message"]
+
+MAX_MENTIONS, MAX_LINKS = 20, 10
+_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
+_GROUP = re.compile(r"S[A-Z0-9]{2,20}")
+_URL = re.compile(r"https?://[^\s<>|]{1,2000}")
+_NOTIFY = frozenset({"here", "channel", "everyone"})
+
+
+@dataclass(frozen=True)
+class Message:
+    """What is sent: ``text`` (always), ``blocks`` (when asked for and valid), and what was dropped."""
+
+    text: str
+    blocks: list[Any] | None = None
+    dropped: tuple[str, ...] = ()
+
+
+def message(reply: Reply, *, header: str = "") -> Message:
+    """``reply`` as Slack mrkdwn after ``header`` (already mrkdwn), with its structured extras."""
+    asked = reply.data.get("slack")
+    fields: Mapping[str, Any] = asked if isinstance(asked, Mapping) else {}
+    dropped: list[str] = []
+    lead = _mentions(fields.get("mentions"), dropped) + _notify(fields.get("notify"), dropped)
+    links = _links(fields.get("links"), dropped)
+    body = to_mrkdwn(reply.text)
+    text = header + (" ".join(lead) + " " if lead else "") + body + "".join(f"\n{link}" for link in links)
+    blocks = fields.get("blocks", reply.data.get("slack_blocks"))
+    if blocks is None:
+        return Message(text, None, tuple(dropped))
+    found = block_kit.problem(blocks)
+    if found:
+        dropped.append(f"blocks ({found})")
+    return Message(text, None if found else list(blocks), tuple(dropped))
+
+
+def _mentions(value: Any, dropped: list[str]) -> list[str]:
+    if value is None:
+        return []
+    ids = value if isinstance(value, list) else [value]
+    shown = []
+    for item in ids[:MAX_MENTIONS]:
+        if isinstance(item, str) and _USER.fullmatch(item):
+            shown.append(f"<@{item}>")
+        elif isinstance(item, str) and _GROUP.fullmatch(item):
+            shown.append(f"<!subteam^{item}>")
+        else:
+            dropped.append(f"mention {str(item)[:40]!r} (not a Slack user or group id)")
+    if len(ids) > MAX_MENTIONS:
+        dropped.append(f"{len(ids) - MAX_MENTIONS} mentions past the first {MAX_MENTIONS}")
+    return shown
+
+
+def _notify(value: Any, dropped: list[str]) -> list[str]:
+    if value is None:
+        return []
+    if value in _NOTIFY:
+        return [f"<!{value}>"]
+    dropped.append(f"notify {str(value)[:40]!r} (here, channel or everyone)")
+    return []
+
+
+def _links(value: Any, dropped: list[str]) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    shown = []
+    for item in items[:MAX_LINKS]:
+        url = item.get("url") if isinstance(item, Mapping) else None
+        if not isinstance(url, str) or not _URL.fullmatch(url):
+            dropped.append(f"link {str(url or item)[:60]!r} (not an http(s) URL)")
+            continue
+        label = " ".join(str(item.get("text") or "").split())[:200]
+        shown.append(f"<{url}|{escape(label)}>" if label else f"<{url}>")
+    if len(items) > MAX_LINKS:
+        dropped.append(f"{len(items) - MAX_LINKS} links past the first {MAX_LINKS}")
+    return shown
