@@ -279,7 +279,9 @@ class _Gateway:
         """``GET /health``: 503 only when deliveries cannot be accepted (Redis); else the figures,
         and ``degraded`` with the problems when no worker is alive or the model server is not."""
         try:
-            figures = await read_figures(self.enqueuer.redis, self.settings.queue_name, now=self.clock())
+            figures = await read_figures(
+                self.enqueuer.redis, self.settings.queue_name, now=self.clock(), platforms=self.platforms
+            )
         except (TimeoutError, redis.RedisError, OSError):
             return JSONResponse({"status": "unavailable", "redis": "unreachable"}, status_code=503)
         problems = _problems(figures)

@@ -3,9 +3,9 @@
 Exit codes scripts can rely on: 0 success, 1 a runtime failure (Redis unreachable, a command
 failed), 2 a usage or configuration error (the message names the variable).
 
-Worker-side commands (``worker``, ``failed``, ``runs``, and ``check``, which validates the
-worker's settings too) live in ``handlers.cli`` and are reached by dotted path, so the web
-process never imports the worker side or any platform SDK.
+Worker-side commands (``worker``, ``failed``, ``runs``, ``recover``, and ``check``, which
+validates the worker's settings too) live in ``handlers.cli`` and are reached by dotted path, so
+the web process never imports the worker side or any platform SDK.
 """
 
 from __future__ import annotations
@@ -33,13 +33,18 @@ _WORKER_COMMANDS = {
     "worker": ("handlers.cli:worker_main", "run queued events: gateway worker [--concurrency N] [--burst]"),
     "failed": ("handlers.cli:failed_main", "inspect and retry failed runs: gateway failed list|show|retry"),
     "runs": ("handlers.cli:runs_main", "show or cancel a run: gateway runs show|cancel ID"),
+    "recover": (
+        "handlers.cli:recover_main",
+        "bring back deliveries GitHub or Stripe could not deliver: gateway recover github|stripe",
+    ),
     "check": ("handlers.cli:check_main", "validate settings and Redis reachability, secrets redacted"),
     "socket": ("handlers.slack.socket:socket_main", "receive Slack over Socket Mode (no public URL)"),
 }
 
 # Commands that run the gateway read the settings file (.env) first; the environment wins.
+# (``setup`` reads and writes it itself: it must tell the file's values from the environment's.)
 _READS_ENV_FILE = frozenset(
-    {"serve", "dev", "worker", "check", "socket", "replay", "setup", "failed", "runs"}
+    {"serve", "dev", "worker", "check", "socket", "replay", "failed", "runs", "recover"}
 )
 
 
@@ -100,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.set_defaults(command=_dev_command)
     _add_replay(commands)
     _add_manifest(commands)
+    _add_setup(commands)
     for name, (_, help_text) in _WORKER_COMMANDS.items():
         commands.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -150,6 +156,23 @@ def _add_manifest(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     manifest.add_argument("--org", help="GitHub: register the App under this organization")
     manifest.set_defaults(command=_manifest_command)
+
+
+def _add_setup(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    setup = commands.add_parser(
+        "setup",
+        help="register an app in one step and write its credentials to .env (github)",
+        description="Create the app on the platform and write its credentials to the settings file "
+        "(.env, or GATEWAY_ENV_FILE), printing what was written but never a secret. Exit 0 when "
+        "saved, 1 when the platform refused or did not answer in time, 2 on usage errors.",
+    )
+    platforms = setup.add_subparsers(title="platforms", required=True, metavar="PLATFORM")
+    for name, platform in PLATFORMS.items():
+        if platform.setup is not None:
+            summary = platform.setup.summary
+            parser = platforms.add_parser(name, help=summary, description=summary)
+            platform.setup.add_arguments(parser)
+            parser.set_defaults(command=platform.setup.run)
 
 
 def port_number(text: str) -> int:

@@ -28,10 +28,12 @@ __all__ = [
     "ENV_FILE_VARIABLE",
     "SECRET_VARIABLES",
     "VARIABLES",
+    "EnvFile",
     "PlatformSettings",
     "Reader",
     "Settings",
     "load_env_file",
+    "read_env_file",
     "redact",
     "redact_url",
     "redacted",
@@ -166,17 +168,38 @@ def load_env_file(environ: MutableMapping[str, str] | None = None) -> tuple[Path
     ``$``). Returns the file and the names it set; a missing file sets nothing.
     """
     target = os.environ if environ is None else environ
-    path = Path(target.get(ENV_FILE_VARIABLE, "").strip() or ".env")
+    settings = read_env_file(target)
+    added = [name for name in settings.values if name not in target]
+    for name in added:
+        target[name] = settings.values[name]
+    return settings.path, added
+
+
+@dataclass(frozen=True)
+class EnvFile:
+    """The settings file, what it holds, and the environment whose values win over it."""
+
+    path: Path
+    values: Mapping[str, str] = field(repr=False)
+    environment: Mapping[str, str] = field(repr=False)
+
+    def merged(self) -> dict[str, str]:
+        """The settings the commands run with: the file's, the environment's over them."""
+        return {**self.values, **self.environment}
+
+
+def read_env_file(environ: Mapping[str, str] | None = None) -> EnvFile:
+    """The settings file ``GATEWAY_ENV_FILE`` names (default ``.env`` in the working directory),
+    its values taken literally; none when it does not exist. ``ConfigError`` if it cannot be read."""
+    environment = os.environ if environ is None else environ
+    path = Path(environment.get(ENV_FILE_VARIABLE, "").strip() or ".env")
     if not path.is_file():
-        return path, []
+        return EnvFile(path, {}, environment)
     try:
         values = dotenv_values(path, interpolate=False)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(ENV_FILE_VARIABLE, f"cannot read {path}: {exc}") from None
-    added = [name for name, value in values.items() if value is not None and name not in target]
-    for name in added:
-        target[name] = str(values[name])
-    return path, added
+    return EnvFile(path, {name: value for name, value in values.items() if value is not None}, environment)
 
 
 def redacted(settings: Settings) -> dict[str, str]:

@@ -16,6 +16,7 @@ GatewayError
 ├── BadRequest               400: an API request's parameters or body cannot be used
 ├── UsageError               a command's arguments or inputs cannot be used (exit 2)
 ├── StackFailed              ``gateway dev``: a child died or could not start (exit 1)
+├── SetupFailed              ``gateway setup``: the platform refused, or nothing could be written (exit 1)
 └── StartAborted             ``gateway dev``: Ctrl-C or SIGTERM arrived while the stack was starting
 """
 
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidSignature",
     "MalformedPayload",
     "QueueUnavailable",
+    "SetupFailed",
     "StackFailed",
     "StaleTimestamp",
     "StartAborted",
@@ -143,6 +145,19 @@ class StackFailed(GatewayError):
     def __init__(self, problem: str) -> None:
         super().__init__(problem)
         self.problem = problem
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+class SetupFailed(GatewayError):
+    """``gateway setup``: the platform could not be reached or refused, or the settings could not be
+    written. ``final`` is False when trying again may work (the platform did not answer)."""
+
+    def __init__(self, problem: str, *, final: bool = True) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.final = final
 
     def __str__(self) -> str:
         return self.problem

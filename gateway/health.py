@@ -1,4 +1,5 @@
-"""What the gateway can tell about itself from Redis: the queue, the runs, the workers, the model.
+"""What the gateway can tell about itself from Redis: the queue, the runs, the workers, the model,
+and each platform's last recovery sweep (``gateway.recovery``).
 
 ``read_figures`` gathers it in one round trip (a pipeline) for ``GET /health`` and ``GET /metrics``.
 The web side only reads: workers write their lease and RQ heartbeat, and the worker that probed
@@ -8,6 +9,7 @@ rather than lying). RQ's own keys (queue, registries, worker hashes) are read as
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +19,7 @@ import redis.asyncio as aioredis
 from rq.defaults import RQ_KEY_PREFIX
 
 from gateway import keys
+from gateway.recovery import last_sweeps
 
 __all__ = ["Figures", "WorkerFigures", "read_figures"]
 
@@ -42,6 +45,7 @@ class Figures:
     failed: int
     workers: WorkerFigures
     model: dict[str, Any] | None
+    recovery: dict[str, dict[str, Any]]
 
     def as_health(self) -> dict[str, Any]:
         """The JSON ``/health`` shows (beside its status and the platforms)."""
@@ -57,11 +61,15 @@ class Figures:
                 "last_heartbeat_age": _round(self.workers.last_heartbeat_age),
             },
             **({"model": self.model} if self.model is not None else {}),
+            "recovery": self.recovery,
         }
 
 
-async def read_figures(connection: aioredis.Redis, queue_name: str, *, now: float) -> Figures:
-    """Read every figure; raises Redis' own errors (the caller turns them into ``unavailable``)."""
+async def read_figures(
+    connection: aioredis.Redis, queue_name: str, *, now: float, platforms: Iterable[str] = ()
+) -> Figures:
+    """Read every figure (the last sweeps of ``platforms``); raises Redis' own errors (the caller
+    turns them into ``unavailable``)."""
     async with connection.pipeline(transaction=False) as pipe:
         pipe.llen(f"{RQ_KEY_PREFIX}:queue:{queue_name}")
         pipe.lindex(f"{RQ_KEY_PREFIX}:queue:{queue_name}", 0)
@@ -79,6 +87,7 @@ async def read_figures(connection: aioredis.Redis, queue_name: str, *, now: floa
         failed=int(failed),
         workers=await _workers(connection, sorted(_text(name) for name in names), now),
         model=_model(model),
+        recovery=await last_sweeps(connection, platforms),
     )
 
 

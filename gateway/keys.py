@@ -1,7 +1,8 @@
 """The Redis keys both sides use: written by one, read by the other.
 
 The ingress writes the claims; the workers write run records and read cancellation flags that
-the web side (the runs API) may set. Defining them here, on the side that must not import the
+the web side (the runs API) may set, and record each platform's last recovery sweep, which
+``/health`` shows. Defining them here, on the side that must not import the
 other, keeps one name for each; ``handlers.state.keys`` re-exports them beside the worker's own.
 """
 
@@ -20,6 +21,7 @@ __all__ = [
     "alert_gate",
     "cancel",
     "claim",
+    "last_sweep",
     "lease",
     "run",
     "run_events",
@@ -93,3 +95,9 @@ def slack_installation_lock(installation_key: str) -> str:
 def slack_oauth_state(state: str) -> str:
     """Set by ``/slack/install`` for ten minutes; ``/slack/oauth_redirect`` takes it once."""
     return f"{PREFIX}:slack:oauth-state:{state}"
+
+
+def last_sweep(platform: str) -> str:
+    """Hash: the last recovery sweep of ``platform`` (when, found, requeued, errors); see
+    ``gateway.recovery``."""
+    return f"{PREFIX}:recover:{platform}:last"

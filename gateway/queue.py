@@ -84,8 +84,10 @@ def to_job_id(platform: str, delivery_id: str) -> str:
 
 
 def envelope_for(platform: str, delivery: Delivery, *, received_at: float) -> Envelope:
-    """The job argument for ``delivery`` (HTTP and Socket Mode ingress build it the same way).
+    """The job's one argument for ``delivery`` of ``platform``, received at Unix time ``received_at``.
 
+    Every path that queues a delivery builds it here: the HTTP and Socket Mode ingress, and the
+    Stripe recovery sweep, which queues events it found through Stripe's API.
     Raises ``MalformedPayload`` when the delivery id is too long to be a job id.
     """
     if len(delivery.delivery_id.encode()) > MAX_DELIVERY_ID_BYTES:
@@ -271,7 +273,7 @@ class Enqueuer:
 
     @property
     def redis(self) -> aioredis.Redis:
-        """The Redis client, for the app's other routes (bound to this event loop)."""
+        """The Redis client, for the app's other routes and ``/health`` (bound to this event loop)."""
         return self._redis
 
     async def queue_length(self) -> int:

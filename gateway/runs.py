@@ -3,16 +3,17 @@
 Workers write it (through ``handlers.state.runs``, which re-exports this module); the web side's
 runs API, console and the ``gateway runs`` commands read it, whichever worker wrote it, and the
 API's retry writes it too. Defining it here, on the side that must not import the other, keeps
-one schema for both. A run's id is its job id. A job no worker has touched yet has no record:
-its status comes from RQ's job hash.
+one schema for both. A run's id is its job id. A job no worker has touched yet has no record
+(or only a recovery sweep's fields, below): its status comes from RQ's job hash, else ``queued``.
 
 Record fields: ``status`` (``STATUSES``), ``platform``, ``delivery_id``, ``event``, ``session``,
 ``attempts`` (starts), ``retries`` (transient retries scheduled), ``queued_at``, ``started_at``,
 ``ended_at``, ``duration``, ``worker``, ``error``, ``reply``, ``next_attempt_at``, ``note``,
-``undelivered`` (why a reply could not be posted, e.g. an expired Slack ``response_url``) and
-the list of ``progress`` messages. Every ``write`` that sets a ``status`` also appends a
-``status`` event (and ``done`` when the status ends the run) on the same pipeline, so the event
-and the record commit together.
+``undelivered`` (why a reply could not be posted, e.g. an expired Slack ``response_url``), the
+list of ``progress`` messages, and ``outcome`` (``recovered``), ``source`` and ``recovered_at``
+when a recovery sweep (``handlers.recover``) brought the delivery back. Every ``write`` that sets
+a ``status`` also appends a ``status`` event (and ``done`` when the status ends the run) on the
+same pipeline, so the event and the record commit together.
 
 Every event has a kind (``event``, one of
 ``EVENT_KINDS``) and ``data`` (JSON), and its id (``<ms>-<seq>``, from the shared stream) only
@@ -107,6 +108,19 @@ ADD_EVENT = Script(
 )
 # Record fields a status event carries along, when the write sets them.
 _STATUS_DETAILS = ("error", "note", "next_attempt_at", "worker")
+# Record fields the runs API shows only when they are set.
+_EXTRAS = (
+    "delivery_id",
+    "retries",
+    "next_attempt_at",
+    "note",
+    "duration",
+    "worker",
+    "accounting",
+    "outcome",
+    "source",
+    "recovered_at",
+)
 _SCAN_BATCH = 200
 _MAX_SCANNED = 5000  # index entries one filtered page may look at before it answers with a cursor
 
@@ -215,8 +229,8 @@ def get_run(connection: redis.Redis, job_id: str) -> dict[str, Any] | None:
     """The run record of ``job_id`` with its progress messages, or ``None`` if nothing is known."""
     raw = connection.hgetall(keys.run(job_id))
     record: dict[str, Any] = {as_text(k): as_text(v) for k, v in raw.items()}
-    if not record:
-        record = _from_rq(connection, job_id) or {}
+    if "status" not in record:  # no worker touched it yet (a recovered delivery may be marked already)
+        record = {**(_from_rq(connection, job_id) or ({"status": "queued"} if record else {})), **record}
         if not record:
             return None
     record["job_id"] = job_id
@@ -248,7 +262,7 @@ def public_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "reply": record.get("reply"),
         "error": record.get("error"),
     }
-    for extra in ("delivery_id", "retries", "next_attempt_at", "note", "duration", "worker", "accounting"):
+    for extra in _EXTRAS:
         if record.get(extra) not in (None, ""):
             shown[extra] = record[extra]
     return shown

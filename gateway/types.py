@@ -6,6 +6,7 @@ each module in ``gateway.platforms`` satisfies, ``Clock`` is what verifiers read
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
@@ -16,7 +17,17 @@ if TYPE_CHECKING:  # only for annotations: gateway.config imports this module
 
     from gateway.config import Settings
 
-__all__ = ["Clock", "Delivery", "Envelope", "Handshake", "Headers", "Manifest", "ManifestOptions", "Platform"]
+__all__ = [
+    "Clock",
+    "Delivery",
+    "Envelope",
+    "Handshake",
+    "Headers",
+    "Manifest",
+    "ManifestOptions",
+    "Platform",
+    "Setup",
+]
 
 Clock = Callable[[], float]
 """Returns the current Unix time in seconds; injected so tests can pin the time."""
@@ -94,6 +105,20 @@ class Manifest(Protocol):
         """How to register the app with it, for stderr."""
 
 
+class Setup(Protocol):
+    """A registration in one step (``gateway setup <platform>``): the app is created on the platform
+    and its credentials are written to the settings file, never printed."""
+
+    summary: str
+    """One line for ``gateway setup --help``."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add the command's options to ``parser``."""
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Run the registration; returns the exit code (0 done, 1 failed, 2 usage)."""
+
+
 class Platform(Protocol):
     """Everything the ingress knows about one platform (each module in ``gateway.platforms`` is one).
 
@@ -123,6 +148,10 @@ class Platform(Protocol):
     @property
     def manifest(self) -> Manifest | None:
         """The app registration ``gateway manifest`` prints, when the platform has one."""
+
+    @property
+    def setup(self) -> Setup | None:
+        """The registration in one step ``gateway setup`` runs, when the platform has one."""
 
     def web_routes(self, settings: Settings, redis: Callable[[], Redis]) -> list[BaseRoute]:
         """Routes of the platform's own beside its webhook (Slack's OAuth install flow), given

@@ -1,9 +1,11 @@
 """What a worker raises as alerts (``gateway.alerts``): runs failed for good, a failed registry
-filling up. ``handlers.slack.alerts`` posts them, whichever side raised them.
+filling up, Redis having been unavailable, a recovery sweep that found missed deliveries.
+``handlers.slack.alerts`` posts them, whichever side raised them.
 
 A run that ends ``failed`` (not cancelled or timed out: those were asked for or are counted)
 raises ``run_failed``; ``FailedWatch`` checks the failed registry every minute against
-``GATEWAY_ALERT_FAILED_THRESHOLD``. Both are gated per cause (one per 10 minutes).
+``GATEWAY_ALERT_FAILED_THRESHOLD``. Every cause is gated (one alert per 10 minutes); the web
+app raises ``redis_unavailable`` under the same cause, so an outage both sides saw is one alert.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from rq.defaults import RQ_KEY_PREFIX
 
 from gateway.alerts import Alert, raise_alert
 
-__all__ = ["FailedWatch", "run_failed"]
+__all__ = ["FailedWatch", "recovery_found", "redis_was_down", "run_failed"]
 
 
 def run_failed(connection: redis.Redis, job_id: str, platform: str | None, reason: str) -> bool:
@@ -24,6 +26,30 @@ def run_failed(connection: redis.Redis, job_id: str, platform: str | None, reaso
         cause="run_failed",
         text=f"a run failed for good: {job_id} ({platform or 'unknown platform'}): {reason}",
         next=f"`gateway failed show {job_id}`, fix the cause, then `gateway failed retry {job_id}`",
+    )
+    return raise_alert(connection, alert)
+
+
+def redis_was_down(connection: redis.Redis, seconds: float) -> bool:
+    """Raise the alert of an outage this worker rode out for ``seconds`` (blocking)."""
+    alert = Alert(
+        cause="redis_unavailable",
+        text=f"Redis was unavailable to a worker for about {seconds:.0f} s; runs waited and went on",
+        next="check Redis (memory, persistence, `redis-cli ping`) and `gateway runs list --status retrying`",
+    )
+    return raise_alert(connection, alert)
+
+
+def recovery_found(connection: redis.Redis, platform: str, found: int, requeued: int) -> bool:
+    """Raise the alert of a recovery sweep of ``platform`` that found missed deliveries (blocking)."""
+    done = "redelivered" if platform == "github" else "queued"
+    alert = Alert(
+        cause=f"recovered:{platform}",
+        text=f"a recovery sweep of {platform} found {found} missed deliveries ({requeued} {done} now)",
+        next=(
+            f"`gateway runs list --platform {platform}` to follow them; why were they missed? "
+            "the gateway's logs and /health around then, and the platform's delivery log"
+        ),
     )
     return raise_alert(connection, alert)
 

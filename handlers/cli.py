@@ -2,7 +2,8 @@
 
 - ``gateway worker [--concurrency N] [--burst] ...``  -> ``worker_main``
 - ``gateway failed list|show ID|retry ID...|--all``     -> ``failed_main``
-- ``gateway runs show ID|cancel ID``                    -> ``runs_main``
+- ``gateway runs list|show ID|watch ID|cancel ID``      -> ``runs_main``
+- ``gateway recover github|stripe [--since D] [--dry-run]`` -> ``recover_main``
 - ``gateway check``                                     -> ``check_main``
 
 Exit codes: 0 ok, 1 runtime failure (Redis unreachable, unknown id), 2 usage or configuration
@@ -12,11 +13,13 @@ error, printed as ``error: <VARIABLE>: <problem>``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 
 import redis
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -24,11 +27,13 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
-from gateway import logs
+from gateway import keys, logs
 from gateway.errors import ConfigError
 from gateway.platforms import PLATFORMS as WEBHOOK_PLATFORMS
+from gateway.queue import to_job_id
+from gateway.recovery import COUNTS, decode
 from gateway.runs import STATUSES
-from handlers import registry, watch
+from handlers import recover, registry, watch
 from handlers.agent import load_agent
 from handlers.alerts import FailedWatch
 from handlers.config import WorkerSettings, redacted
@@ -43,7 +48,7 @@ from handlers.services import Services
 from handlers.slack.alerts import AlertPoster
 from handlers.state import runs
 
-__all__ = ["check_main", "failed_main", "main", "runs_main", "worker_main"]
+__all__ = ["check_main", "failed_main", "main", "recover_main", "runs_main", "worker_main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -52,7 +57,13 @@ Action = Callable[[argparse.Namespace, WorkerSettings, redis.Redis], int]
 
 def main(argv: Sequence[str]) -> int:
     """``python -m handlers worker|failed|runs|check ...``."""
-    commands = {"worker": worker_main, "failed": failed_main, "runs": runs_main, "check": check_main}
+    commands = {
+        "worker": worker_main,
+        "failed": failed_main,
+        "runs": runs_main,
+        "recover": recover_main,
+        "check": check_main,
+    }
     if not argv or argv[0] not in commands:
         print(f"usage: python -m handlers {{{','.join(commands)}}} ...", file=sys.stderr)
         return EXIT_USAGE
@@ -75,11 +86,15 @@ def worker_main(argv: list[str]) -> int:
     if (problem := _unreachable(settings.redis_url)) is not None:
         return _error(f"REDIS_URL: cannot reach Redis: {problem}", EXIT_FAILURE)
     services = Services(settings)
-    worker = Worker(services, agent, options, session_key=registry.session_key, chores=_chores(services))
+    sweeps = list(registry.SWEEPS.values())
+    worker = Worker(
+        services, agent, options, session_key=registry.session_key, sweeps=sweeps, chores=_chores(services)
+    )
     try:
         server = _metrics_server(args, settings)
     except OSError as exc:
-        return _error(f"--metrics-port: cannot listen on {args.metrics_host}:{args.metrics_port}: {exc}", 1)
+        where = f"{args.metrics_host}:{args.metrics_port}"
+        return _error(f"--metrics-port: cannot listen on {where}: {exc}", EXIT_FAILURE)
     try:
         return worker.run()
     finally:
@@ -138,7 +153,7 @@ def runs_main(argv: list[str]) -> int:
 
 def check_main(argv: list[str]) -> int:
     """``gateway check``: the effective settings (secrets redacted), the agent, the platforms on,
-    what ``gateway dev`` would do differently, and Redis reachability."""
+    what ``gateway dev`` would do differently, Redis reachability and the last recovery sweeps."""
     parser = argparse.ArgumentParser(
         prog="gateway check", description="Validate settings and Redis reachability, secrets redacted."
     )
@@ -171,7 +186,32 @@ def check_main(argv: list[str]) -> int:
         print(f"redis: unreachable ({problem})")
         return EXIT_FAILURE
     print("redis: ok")
+    for line in _recovery_lines(settings):
+        print(line)
     return EXIT_OK
+
+
+def recover_main(argv: list[str]) -> int:
+    """``gateway recover github|stripe [--since DURATION] [--dry-run]``: one sweep, now.
+
+    Prints a line per missed delivery (job id, event, when, source, what was done) and a summary
+    on stderr. Exit 0 when the sweep went through cleanly, 1 when something failed or another
+    sweep holds the lock, 2 when the platform cannot be swept with these settings.
+    """
+    parser = argparse.ArgumentParser(
+        prog="gateway recover",
+        description="Find deliveries the platform could not get to the gateway and bring each back "
+        "once: GitHub redelivers them, Stripe events are queued.",
+    )
+    parser.add_argument("platform", choices=sorted(registry.SWEEPS))
+    parser.add_argument(
+        "--since",
+        type=_duration,
+        metavar="DURATION",
+        help="look back this far (30m, 6h, 3d); default: since the last sweep (a first sweep: a day)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="only list what would be brought back")
+    return _command(parser, argv, _recover)
 
 
 def _platform_lines(settings: WorkerSettings) -> list[str]:
@@ -182,6 +222,16 @@ def _platform_lines(settings: WorkerSettings) -> list[str]:
     if off:
         lines.append(f"gateway dev would also run {', '.join(off)} on its public development secrets")
     return lines
+
+
+def _recovery_lines(settings: WorkerSettings) -> list[str]:
+    """Each sweepable platform's last recovery sweep, as ``gateway check`` shows it."""
+    connection = redis.Redis.from_url(settings.redis_url, socket_timeout=3)
+    services = Services(settings, connection=connection)
+    return [
+        f"recovery {name}: {_last_sweep(services, sweep, connection.hgetall(keys.last_sweep(name)))}"
+        for name, sweep in registry.SWEEPS.items()
+    ]
 
 
 def _command(parser: argparse.ArgumentParser, argv: list[str], action: Action) -> int:
@@ -226,6 +276,64 @@ def _runs(args: argparse.Namespace, settings: WorkerSettings, connection: redis.
         return EXIT_OK
     except LookupError:
         return _error(f"no run {args.job_id}", EXIT_FAILURE)
+
+
+def _recover(args: argparse.Namespace, settings: WorkerSettings, connection: redis.Redis) -> int:
+    services = Services(settings, connection=connection)
+    sweep = registry.SWEEPS[args.platform]
+    if (problem := sweep.unavailable(services)) is not None:
+        return _error(problem, EXIT_USAGE)
+    logs.configure(settings.base.log_level)
+    report = asyncio.run(
+        recover.sweep(
+            services, sweep, owner="cli", since=args.since, dry_run=args.dry_run, on_found=_print_found(sweep)
+        )
+    )
+    if report.skipped is not None:
+        return _error(report.skipped, EXIT_FAILURE)
+    state = "complete" if report.complete else "incomplete: the next sweep resumes where this one stopped"
+    done = f"would bring back {report.found}" if args.dry_run else f"brought back {report.requeued}"
+    print(
+        f"{args.platform}: {report.found} missed, {done}, {len(report.errors)} error(s); {state}",
+        file=sys.stderr,
+    )
+    for problem in report.errors:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_OK if report.complete and not report.errors else EXIT_FAILURE
+
+
+def _print_found(sweep: recover.Sweep) -> recover.Found:
+    def found(missed: recover.Missed, source: str, action: str) -> None:
+        when = datetime.fromtimestamp(missed.at, UTC).isoformat(timespec="seconds")
+        job_id = to_job_id(sweep.platform, missed.delivery_id)
+        print(f"{job_id}\t{missed.event}\t{when}\t{source}\t{action}", flush=True)
+
+    return found
+
+
+def _duration(text: str) -> float:
+    try:
+        return recover.parse_duration(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--since: ")) from None
+
+
+def _last_sweep(services: Services, sweep: recover.Sweep, raw: Mapping[bytes | str, bytes | str]) -> str:
+    """``gateway check``'s line about a platform's recovery."""
+    if (problem := sweep.unavailable(services)) is not None:
+        return f"off ({problem})"
+    record = decode(raw)
+    every = services.settings.recover_interval
+    schedule = (
+        f"the workers sweep every {every}s" if every else "GATEWAY_RECOVER_INTERVAL=0: only gateway recover"
+    )
+    if not record:
+        return f"never swept ({schedule})"
+    when = record.get("finished_at") or record.get("started_at", "?")
+    counts = ", ".join(f"{name} {record.get(name, 0)}" for name in COUNTS)
+    error = f"; last error: {record['error']}" if record.get("error") else ""
+    by, state = record.get("by", "?"), record.get("state", "?")
+    return f"last sweep {when} by {by}, {state}: {counts}{error} ({schedule})"
 
 
 def _worker_parser() -> argparse.ArgumentParser:
@@ -278,6 +386,7 @@ def _worker_options(args: argparse.Namespace, settings: WorkerSettings) -> Worke
         lease_ttl=args.lease_ttl,
         reap_interval=args.reap_interval,
         retry=RetryPolicy(max_retries=args.max_retries, base=args.retry_base, cap=args.retry_cap),
+        recover_interval=float(settings.recover_interval),
     )
 
 

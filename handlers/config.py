@@ -32,6 +32,7 @@ __all__ = [
     "LLMSettings",
     "SlackSettings",
     "StripeSettings",
+    "WebhookRef",
     "WorkerSettings",
     "check_environ",
     "redacted",
@@ -43,6 +44,7 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_SESSION_RETENTION": "seconds a conversation's history is kept after its last turn (default 7 d)",
     "GATEWAY_ALERT_SLACK_CHANNEL": "Slack channel id alerts go to (needs SLACK_BOT_TOKEN); unset: logged",
     "GATEWAY_ALERT_FAILED_THRESHOLD": "failed runs kept that raise an alert (default 10)",
+    "GATEWAY_RECOVER_INTERVAL": "seconds between recovery sweeps of GitHub and Stripe (default 300; 0: off)",
     "SLACK_BOT_TOKEN": "Slack bot token (xoxb-...) the worker replies with",
     "SLACK_APP_DISTRIBUTION": "internal (default), marketplace, or unlisted: distributed outside the "
     "Slack Marketplace, whose thread reads Slack limits to 1 a minute and 15 messages",
@@ -51,10 +53,13 @@ VARIABLES: dict[str, str] = {
     "GITHUB_APP_ID": "GitHub App id, with GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH",
     "GITHUB_APP_PRIVATE_KEY": "GitHub App private key, PEM text",
     "GITHUB_APP_PRIVATE_KEY_PATH": "GitHub App private key, path to a PEM file",
-    "GITHUB_API_URL": "GitHub REST API base URL (default https://api.github.com; Enterprise: https://HOST/api/v3)",
+    "GITHUB_RECOVER_HOOKS": "webhooks whose failed deliveries are redelivered (with GITHUB_TOKEN): "
+    "owner/repo:HOOK_ID or org:HOOK_ID, comma-separated",
     "STRIPE_API_KEY": "Stripe secret or restricted key the worker reads objects and writes metadata with",
     "STRIPE_API_BASE": "Stripe API base URL (default https://api.stripe.com)",
     "STRIPE_SLACK_CHANNEL": "optional Slack channel id where Stripe results are also announced",
+    "STRIPE_THIN_EVENT_TYPES": "thin event types the Stripe destination receives (at most 20, "
+    "comma-separated): recovery lists these through the v2 events API",
     "LLM_BASE_URL": "OpenAI-compatible chat-completions base URL (required when GATEWAY_AGENT=llm)",
     "LLM_API_KEY": "API key for LLM_BASE_URL (optional for local servers)",
     "LLM_MODEL": "model name sent to LLM_BASE_URL (required when GATEWAY_AGENT=llm)",
@@ -82,6 +87,26 @@ SECRET_VARIABLES = frozenset(
 _AGENT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _DISTRIBUTIONS = ("INTERNAL", "MARKETPLACE", "UNLISTED")
 
+_WEBHOOK_REF = re.compile(r"^(?P<target>[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)?):(?P<hook_id>[0-9]{1,20})$")
+_EVENT_TYPE = re.compile(r"^[a-z0-9_]+(?:\.[a-z0-9_]+)+$")
+_MAX_THIN_TYPES = 20  # what GET /v2/core/events accepts in ``types``
+
+
+@dataclass(frozen=True)
+class WebhookRef:
+    """A repository webhook (``target`` = ``owner/repo``) or an organization's (``target`` = ``org``)."""
+
+    target: str
+    hook_id: int
+
+    @property
+    def is_repository(self) -> bool:
+        """True for a repository webhook, False for an organization webhook."""
+        return "/" in self.target
+
+    def __str__(self) -> str:
+        return f"{self.target}:{self.hook_id}"
+
 
 @dataclass(frozen=True)
 class SlackSettings:
@@ -105,6 +130,7 @@ class GitHubSettings:
     app_private_key: str | None = field(repr=False)
     app_private_key_path: str | None
     api_url: str
+    recover_hooks: tuple[WebhookRef, ...] = ()
 
     @property
     def is_app(self) -> bool:
@@ -119,6 +145,7 @@ class StripeSettings:
     api_key: str | None = field(repr=False)
     api_base: str
     slack_channel: str | None
+    thin_event_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,6 +182,7 @@ class WorkerSettings:
     concurrency: int
     session_retention: int
     alerts: AlertSettings
+    recover_interval: int
     slack: SlackSettings
     github: GitHubSettings
     stripe: StripeSettings
@@ -164,7 +192,7 @@ class WorkerSettings:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
         """Read and check every setting; raise ``ConfigError`` naming the first bad variable."""
         source = os.environ if environ is None else environ
-        env = Reader(source, VARIABLES)
+        env, shared = Reader(source, VARIABLES), Reader(source, WEB_VARIABLES)
         settings = cls(
             base=Settings.from_environ(source),
             agent=_read_agent(env),
@@ -174,8 +202,9 @@ class WorkerSettings:
                 slack_channel=env.optional("GATEWAY_ALERT_SLACK_CHANNEL"),
                 failed_threshold=env.integer("GATEWAY_ALERT_FAILED_THRESHOLD", 10, minimum=1),
             ),
-            slack=_read_slack(env, Reader(source, WEB_VARIABLES)),
-            github=_read_github(env),
+            recover_interval=env.integer("GATEWAY_RECOVER_INTERVAL", 300, minimum=0),
+            slack=_read_slack(env, shared),
+            github=_read_github(env, shared),
             stripe=_read_stripe(env),
             llm=_read_llm(env),
         )
@@ -216,6 +245,7 @@ class WorkerSettings:
             "GATEWAY_SESSION_RETENTION": str(s.session_retention),
             "GATEWAY_ALERT_SLACK_CHANNEL": s.alerts.slack_channel or "",
             "GATEWAY_ALERT_FAILED_THRESHOLD": str(s.alerts.failed_threshold),
+            "GATEWAY_RECOVER_INTERVAL": str(s.recover_interval),
             "SLACK_BOT_TOKEN": s.slack.bot_token or "",
             "SLACK_APP_DISTRIBUTION": s.slack.distribution,
             "SLACK_APP_TOKEN": s.slack.app_token or "",
@@ -227,9 +257,11 @@ class WorkerSettings:
             else (s.github.app_private_key or ""),
             "GITHUB_APP_PRIVATE_KEY_PATH": s.github.app_private_key_path or "",
             "GITHUB_API_URL": s.github.api_url,
+            "GITHUB_RECOVER_HOOKS": ",".join(str(ref) for ref in s.github.recover_hooks),
             "STRIPE_API_KEY": s.stripe.api_key or "",
             "STRIPE_API_BASE": s.stripe.api_base,
             "STRIPE_SLACK_CHANNEL": s.stripe.slack_channel or "",
+            "STRIPE_THIN_EVENT_TYPES": ",".join(s.stripe.thin_event_types),
             "LLM_BASE_URL": s.llm.base_url or "",
             "LLM_API_KEY": s.llm.api_key or "",
             "LLM_MODEL": s.llm.model or "",
@@ -293,7 +325,7 @@ def _read_slack(env: Reader, shared: Reader) -> SlackSettings:
     )
 
 
-def _read_github(env: Reader) -> GitHubSettings:
+def _read_github(env: Reader, shared: Reader) -> GitHubSettings:
     key_text = env.optional("GITHUB_APP_PRIVATE_KEY")
     key_path = env.optional("GITHUB_APP_PRIVATE_KEY_PATH")
     if key_text and key_path:
@@ -305,8 +337,20 @@ def _read_github(env: Reader) -> GitHubSettings:
         app_id=env.optional("GITHUB_APP_ID"),
         app_private_key=key_text,
         app_private_key_path=key_path,
-        api_url=env.url("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
+        api_url=shared.url("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
+        recover_hooks=tuple(_webhook_ref(value) for value in _list(env, "GITHUB_RECOVER_HOOKS")),
     )
+
+
+def _list(env: Reader, name: str) -> tuple[str, ...]:
+    return env.secrets(name)  # comma-separated, none empty (the same reading as rotated secrets)
+
+
+def _webhook_ref(value: str) -> WebhookRef:
+    matched = _WEBHOOK_REF.match(value)
+    if matched is None:
+        raise ConfigError("GITHUB_RECOVER_HOOKS", f"{value!r} is not owner/repo:HOOK_ID or org:HOOK_ID")
+    return WebhookRef(matched["target"], int(matched["hook_id"]))
 
 
 def _read_stripe(env: Reader) -> StripeSettings:
@@ -314,7 +358,21 @@ def _read_stripe(env: Reader) -> StripeSettings:
         api_key=env.optional("STRIPE_API_KEY"),
         api_base=env.url("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/"),
         slack_channel=env.optional("STRIPE_SLACK_CHANNEL"),
+        thin_event_types=_thin_event_types(env),
     )
+
+
+def _thin_event_types(env: Reader) -> tuple[str, ...]:
+    types = _list(env, "STRIPE_THIN_EVENT_TYPES")
+    if len(types) > _MAX_THIN_TYPES:
+        raise ConfigError("STRIPE_THIN_EVENT_TYPES", f"at most {_MAX_THIN_TYPES} types, got {len(types)}")
+    for name in types:
+        if not _EVENT_TYPE.match(name):
+            raise ConfigError(
+                "STRIPE_THIN_EVENT_TYPES",
+                f"{name!r} is not an event type such as v1.billing.meter.no_meter_found",
+            )
+    return types
 
 
 def _read_llm(env: Reader) -> LLMSettings:
@@ -364,6 +422,10 @@ def _check_cross_settings(s: WorkerSettings) -> None:
         raise ConfigError("GITHUB_APP_ID", f"must be the numeric App id, got {gh.app_id!r}")
     if gh.app_private_key and "PRIVATE KEY-----" not in gh.app_private_key:
         raise ConfigError("GITHUB_APP_PRIVATE_KEY", "is not a PEM private key")
+    if gh.recover_hooks and not gh.token:
+        raise ConfigError(
+            "GITHUB_RECOVER_HOOKS", "needs GITHUB_TOKEN (a token allowed to read and redeliver the webhooks)"
+        )
     if s.stripe.slack_channel and not s.slack.bot_token:
         raise ConfigError("SLACK_BOT_TOKEN", "STRIPE_SLACK_CHANNEL is set but there is no Slack bot token")
     if s.alerts.slack_channel and not s.slack.bot_token:

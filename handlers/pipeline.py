@@ -35,6 +35,7 @@ from handlers import metrics, standalone
 from handlers.agent import Event, Reply, Run, Turn
 from handlers.errors import RunCancelled, RunTimedOut
 from handlers.progress import ProgressRelay
+from handlers.recover import Sweep
 from handlers.retry import describe
 from handlers.runtime.context import RunContext, current, execute_agent
 from handlers.services import Services
@@ -137,7 +138,9 @@ class WorkerPlatform:
     shows it (for the run's ``reply`` event and the console); ``tools(event, services)`` are the read-only
     tools the ``llm`` agent may use on the event; ``prompt`` is what that agent's default system
     prompt says about the platform, and ``notes(event)`` are lines its first message adds about
-    the event (Stripe: the object).
+    the event (Stripe: the object); ``missing_credentials(services)`` names what to set when
+    the platform cannot run at all; ``recover`` is its recovery sweep (``handlers.recover``), for
+    platforms that can list what they failed to deliver.
     """
 
     name: str
@@ -158,6 +161,7 @@ class WorkerPlatform:
     notes: Callable[[Event], list[str]] = no_notes
     progress_interval: float = 0.0
     missing_credentials: Callable[[Services], str | None] = always_configured
+    recover: Sweep | None = None
 
 
 async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, Any]:

@@ -13,13 +13,17 @@ from typing import Any
 
 from handlers import api, github, slack, stripe
 from handlers.pipeline import WorkerPlatform
+from handlers.recover import Sweep
 
-__all__ = ["PLATFORMS", "session_key"]
+__all__ = ["PLATFORMS", "SWEEPS", "session_key"]
 
 _REGISTERED: tuple[WorkerPlatform, ...] = (slack.PLATFORM, github.PLATFORM, stripe.PLATFORM, api.PLATFORM)
 
 PLATFORMS: dict[str, WorkerPlatform] = {platform.name: platform for platform in _REGISTERED}
 """The worker's platforms by name."""
+
+SWEEPS: dict[str, Sweep] = {p.name: p.recover for p in _REGISTERED if p.recover is not None}
+"""The recovery sweep of each platform that has one (``gateway recover``, the workers' timer)."""
 
 
 def session_key(envelope: Mapping[str, Any]) -> str | None:

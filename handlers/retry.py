@@ -1,9 +1,10 @@
 """The one retry policy: which failures are retried, after how long, and how many times.
 
-Transient failures (``TransientError``, network errors, timeouts, HTTP 429 and 5xx) are retried
-with exponential backoff and full jitter, capped; a ``Retry-After`` hint is honoured (never
-less than the hint, still capped). Everything else (auth, not found, bad request, agent bugs)
-is permanent and fails at once. Deadline and cancellation are never retried.
+Transient failures (``TransientError``, network errors, timeouts, HTTP 429 and 5xx, and Redis
+unreachable or refusing writes: ``is_redis_outage``) are retried with exponential backoff and
+full jitter, capped; a ``Retry-After`` hint is honoured (never less than the hint, still capped).
+Everything else (auth, not found, bad request, agent bugs) is permanent and fails at once.
+Deadline and cancellation are never retried.
 """
 
 from __future__ import annotations
@@ -14,10 +15,32 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import redis
 
 from handlers.errors import HandlerError, RunCancelled, RunTimedOut, TransientError
 
-__all__ = ["Decision", "describe", "is_transient", "retry_after", "retry_after_header", "RetryPolicy"]
+__all__ = [
+    "Decision",
+    "describe",
+    "is_redis_outage",
+    "is_transient",
+    "retry_after",
+    "retry_after_header",
+    "RetryPolicy",
+]
+
+# Redis down, restarting (LOADING), failing over (READONLY, MASTERDOWN) or refusing writes
+# (OOM under noeviction): another attempt succeeds once the operator or Redis itself fixes it.
+# Bad credentials are ConnectionError subclasses too, but waiting never fixes them.
+_REDIS_DOWN = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+)
+_REDIS_MISCONFIGURED = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
 
 
 @dataclass(frozen=True)
@@ -69,7 +92,22 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, httpx.HTTPStatusError):
         status = error.response.status_code
         return status == 429 or status >= 500
+    if is_redis_outage(error):
+        return True
     return isinstance(error, (httpx.TransportError, ConnectionError, TimeoutError, asyncio.TimeoutError))
+
+
+def is_redis_outage(error: BaseException) -> bool:
+    """True when Redis is unreachable or refuses writes for now; waiting (or retrying) may fix it.
+
+    redis-py's exceptions are not Python's ``ConnectionError`` and ``TimeoutError``, so they are
+    named here. A snapshot that cannot be written (``MISCONF``) refuses writes too.
+    """
+    if isinstance(error, _REDIS_MISCONFIGURED):
+        return False
+    if isinstance(error, _REDIS_DOWN):
+        return True
+    return isinstance(error, redis.exceptions.ResponseError) and str(error).startswith("MISCONF")
 
 
 def retry_after(error: BaseException | None) -> float | None:

@@ -110,6 +110,13 @@ def _maybe_fail(script: dict[str, Any], run: Run) -> None:
         raise ValueError("agent bug: unexpected None")
 
 
+async def napping(event: Event, run: Run) -> Reply:
+    """Sleep ``test.sleep`` seconds and answer, touching no Redis (for Redis outage tests)."""
+    script: dict[str, Any] = dict(event.payload.get("test") or {})
+    await asyncio.sleep(float(script.get("sleep", 0)))
+    return Reply(text=f"done {event.delivery_id}")
+
+
 not_callable = 42
 """Not an agent: ``load_agent`` must refuse it."""
 

@@ -44,6 +44,7 @@ __all__ = [
     "probe",
     "renew_delivery_id",
     "secret_variable",
+    "setup",
     "sign",
     "signature_headers",
     "variables",
@@ -63,6 +64,7 @@ variables = {
     "STRIPE_MAX_BODY": "largest Stripe body accepted, in bytes (default 1 MiB)",
 }
 manifest = None  # Stripe destinations are set up in the Dashboard or with the Stripe CLI
+setup = None
 
 _HINT = secret_variable
 _ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

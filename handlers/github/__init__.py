@@ -8,7 +8,8 @@ numbers in a repository); events without one (push, check suites) use the reposi
 - ``reply``: a comment, a review-thread reply and a check run after it, each posted once;
 - ``client`` and ``auth``: PyGithub per token (personal, or App installation tokens) and its
   errors as ours;
-- ``tools``: what the ``llm`` agent may read (issues, diffs, files).
+- ``tools``: what the ``llm`` agent may read (issues, diffs, files);
+- ``recover``: failed webhook deliveries found and redelivered (``gateway recover github``).
 
 ``handle`` is the job function the ingress names (``handlers.github.handle``).
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.types import Envelope
-from handlers.github import client, facts, reply, tools
+from handlers.github import client, facts, recover, reply, tools
 from handlers.github.payload import is_ignored, session_key, to_event
 from handlers.pipeline import WorkerPlatform, run_event
 from handlers.services import Services
@@ -41,6 +42,7 @@ PLATFORM = WorkerPlatform(
     tools=tools.build,
     prompt=tools.PROMPT,
     missing_credentials=_missing_credentials,
+    recover=recover.SWEEP,
 )
 
 

@@ -100,17 +100,25 @@ class CommandListener(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        """Subscribe and dispatch until ``halt``; reconnects after Redis errors."""
+        """Subscribe and dispatch until ``halt``; reconnects after Redis errors (logged once)."""
+        lost = False
         while not self._halt.is_set():
             pubsub = self.connection.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(*self.channels)
+                if lost:
+                    logger.info("command channel back")
+                    lost = False
                 while not self._halt.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._dispatch(as_text(message["channel"]), as_text(message["data"]))
-            except redis.RedisError:
-                logger.warning("command channel lost; resubscribing", exc_info=True)
+            except redis.RedisError as exc:
+                if not lost:
+                    logger.warning(
+                        "command channel lost; resubscribing", extra={"fields": {"error": str(exc)}}
+                    )
+                    lost = True
                 self._halt.wait(1.0)
             finally:
                 pubsub.close()

@@ -4,6 +4,10 @@
 (the ``Run`` the agent sees, the deadline, the stop signal), awaits the job function with that
 context set, supervises it (a hard limit of deadline + ``HANDLER_MARGIN``, prompt stops), and
 ends the claim through the ``Finisher`` according to what happened.
+
+Only this worker may end its claims, so an ending that Redis cannot take (an outage) is not
+dropped: it is written again until Redis answers (``ride_out``), and the claim is released
+then, by this worker, with no restart and no reaper involved.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import redis
 from rq.job import Job
 
 from handlers import alerts, metrics
@@ -32,6 +37,7 @@ from handlers.runtime.finish import Finisher
 from handlers.runtime.ledger import Claim, Ledger
 from handlers.services import Services
 from handlers.state import runs
+from handlers.state.outage import ride_out
 
 __all__ = ["HANDLER_MARGIN", "IO", "STOP_GRACE", "Active", "Runner"]
 
@@ -88,6 +94,10 @@ class Runner:
         """The claims of the running jobs."""
         return [active.claim for active in self._active.values()]
 
+    def running_ids(self) -> list[str]:
+        """The job ids this worker runs (or is ending) right now."""
+        return list(self._active)
+
     def launch(self, claim: Claim, *, on_done: Callable[[], None]) -> None:
         """Run ``claim`` in its own task; ``on_done`` is called when the task ends."""
         task = asyncio.create_task(self._execute(claim), name=f"job:{claim.job_id}")
@@ -132,7 +142,7 @@ class Runner:
             await self._run_claim(claim)
         except Exception:  # noqa: BLE001 - never lose a claim to a bug here: hand it back
             self.log.exception("run failed inside the runtime", extra={"fields": {"job_id": claim.job_id}})
-            await self._io(self._finisher.requeue, claim, note="requeued: runtime error")
+            await self._end(self._finisher.requeue, claim, note="requeued: runtime error")
 
     async def _run_claim(self, claim: Claim) -> None:
         log = _bind_run(claim)
@@ -140,12 +150,12 @@ class Runner:
             await self._io(self._ledger.start, claim)
         except Exception:  # noqa: BLE001 - Redis trouble: hand the job back rather than strand it
             log.exception("could not start the run; requeueing it")
-            await self._io(self._finisher.requeue, claim, note="requeued: could not start")
+            await self._end(self._finisher.requeue, claim, note="requeued: could not start")
             return
         log = _bind_run(claim)
         active = self._active[claim.job_id]
         if claim.cancel_requested or active.pending_stop == "cancelled":
-            await self._io(
+            await self._end(
                 self._finisher.fail, claim, status="cancelled", reason="cancelled before it started"
             )
             _ended(log, claim, "cancelled", 0.0)
@@ -191,7 +201,12 @@ class Runner:
         async def write() -> None:
             if previous is not None:
                 await asyncio.wait({previous})
-            await self._io(runs.add_progress, self._ledger.connection, job_id, text)
+            try:
+                await self._io(runs.add_progress, self._ledger.connection, job_id, text)
+            except redis.RedisError as exc:  # progress is best effort: the run goes on without it
+                self.log.warning(
+                    "progress not recorded", extra={"fields": {"job_id": job_id, "error": describe(exc)}}
+                )
             if forward is not None:
                 await forward(text)
 
@@ -239,13 +254,13 @@ class Runner:
         error = job_task.exception() if finished else None
         if finished and error is None:
             reply = context.reply.text if context.reply else ""
-            ok = await self._io(
+            ok = await self._end(
                 self._finisher.succeed, claim, _json_safe(job_task.result()), reply=reply, turns=context.turns
             )
             return "succeeded" if ok else "lost"
         reason = context.stop_reason
         if reason in ("drain", "lease_lost"):
-            ok = await self._io(self._finisher.requeue, claim, note=f"requeued: {reason}")
+            ok = await self._end(self._finisher.requeue, claim, note=f"requeued: {reason}")
             return "requeued" if ok else "lost"
         if reason == "cancelled" or isinstance(error, RunCancelled):
             return await self._fail(claim, "cancelled", "cancelled", None)
@@ -261,7 +276,7 @@ class Runner:
                 "retrying later",
                 extra={"fields": {"delay": round(decision.delay, 3), "error": decision.reason}},
             )
-            ok = await self._io(
+            ok = await self._end(
                 self._finisher.retry_later, claim, delay=decision.delay, reason=decision.reason
             )
             return "retrying" if ok else "lost"
@@ -269,10 +284,20 @@ class Runner:
         return await self._fail(claim, "failed", decision.reason, _traceback(error))
 
     async def _fail(self, claim: Claim, status: runs.Status, reason: str, detail: str | None) -> str:
-        ok = await self._io(self._finisher.fail, claim, status=status, reason=reason, detail=detail)
+        ok = await self._end(self._finisher.fail, claim, status=status, reason=reason, detail=detail)
         if ok and status == "failed":
             await self._alert_failed(claim, reason)
         return status if ok else "lost"
+
+    async def _end(self, ending: Callable[..., bool], claim: Claim, *args: Any, **kwargs: Any) -> bool:
+        """Commit ``ending`` of ``claim`` (a ``Finisher`` method), waiting out a Redis outage."""
+        return bool(
+            await ride_out(
+                lambda: self._io(ending, claim, *args, **kwargs),
+                what=f"the end of {claim.job_id}",
+                log=self.log,
+            )
+        )
 
     async def _alert_failed(self, claim: Claim, reason: str) -> None:
         platform = _envelope(claim.job).get("platform")

@@ -4,8 +4,13 @@
   give it the session or park it behind the session's earlier events.
 - ``HANDOFF``: pass a session to its oldest parked event (on release, or when the holder died).
 - ``REAP``: requeue every job a dead worker held; exactly one reaper wins per worker.
+- ``RELEASE``: requeue jobs a live worker holds but does not run (a claim whose answer was lost
+  to a Redis outage).
 - ``LEASE``: renew a worker's lease, unless it was reaped meanwhile.
 - ``SETTLE_REPLY``: shrink a delivered reply's marker to ``answered``, keeping its expiry.
+
+A script whose answer is lost may be sent again by redis-py's retry: each one must give the
+same result when it runs twice (``CLAIM`` recognises its own token).
 
 A job that holds a session (``...:lock`` = its id) is "live" while its RQ status is queued,
 started or scheduled; a lock naming anything else is stale and treated as free.
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 from gateway.runs import ADD_EVENT_LUA
 
-__all__ = ["CLAIM", "HANDOFF", "LEASE", "REAP", "SETTLE_REPLY"]
+__all__ = ["CLAIM", "HANDOFF", "LEASE", "REAP", "RELEASE", "SETTLE_REPLY"]
 
 _COMMON = """
 local function is_live(prefix, job_id)
@@ -55,6 +60,30 @@ local function park(prefix, wait, waiting, sid, job_id, score, now)
 end
 """
 
+_REQUEUE = (
+    ADD_EVENT_LUA
+    + """
+-- ttl: the run record's (its events list's too); per_run: events kept per run; stream: the
+-- shared events stream, kept: its length.
+local function requeue(prefix, gw, job_id, note, now, ttl, per_run, stream, kept)
+  local job_key = prefix .. ':job:' .. job_id
+  local status = redis.call('HGET', job_key, 'status')
+  -- 'failed' here means RQ's own cleanup called the job abandoned; we never finished it.
+  if status == 'queued' or status == 'started' or status == 'failed' then
+    local origin = redis.call('HGET', job_key, 'origin')
+    redis.call('HSET', job_key, 'status', 'queued')
+    redis.call('ZREM', prefix .. ':failed:' .. origin, job_id)
+    redis.call('LPUSH', prefix .. ':queue:' .. origin, job_id)
+    redis.call('HSET', gw .. ':run:' .. job_id, 'status', 'queued', 'note', note, 'requeued_at', now)
+    local data = cjson.encode({status = 'queued', note = note, at = now})
+    add_event(stream, gw .. ':run:' .. job_id .. ':events', job_id, 'status', data, kept, per_run, ttl)
+    return 1
+  end
+  return 0
+end
+"""
+)
+
 CLAIM = (
     _COMMON
     + """
@@ -63,6 +92,8 @@ CLAIM = (
 local queue, job_key, held, claimed, lock, wait, waiting = unpack(KEYS)
 local job_id, token, score = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local prefix, lock_ms, sid, now = ARGV[8], ARGV[5], ARGV[6], ARGV[7]
+-- The same call again (its first answer was lost): it already claimed the job.
+if redis.call('GET', held) == token then return {'claimed'} end
 if redis.call('LINDEX', queue, 0) ~= job_id then return {'moved'} end
 redis.call('LPOP', queue)
 local status = redis.call('HGET', job_key, 'status')
@@ -116,7 +147,7 @@ return 1
 )
 
 REAP = (
-    ADD_EVENT_LUA
+    _REQUEUE
     + """
 -- KEYS: lease, claimed, workers, rq executions of the worker, the shared events stream
 -- ARGV: worker name, rq prefix, gateway prefix, force ('1' skips the lease check), note, now,
@@ -127,20 +158,7 @@ if ARGV[4] ~= '1' and redis.call('EXISTS', lease) == 1 then return -1 end
 local requeued = 0
 for _, job_id in ipairs(redis.call('SMEMBERS', claimed)) do
   redis.call('DEL', gw .. ':held:' .. job_id)
-  local job_key = prefix .. ':job:' .. job_id
-  local status = redis.call('HGET', job_key, 'status')
-  -- 'failed' here means RQ's own cleanup called the job abandoned; we never finished it.
-  if status == 'queued' or status == 'started' or status == 'failed' then
-    local origin = redis.call('HGET', job_key, 'origin')
-    redis.call('HSET', job_key, 'status', 'queued')
-    redis.call('ZREM', prefix .. ':failed:' .. origin, job_id)
-    redis.call('LPUSH', prefix .. ':queue:' .. origin, job_id)
-    redis.call('HSET', gw .. ':run:' .. job_id, 'status', 'queued', 'note', note, 'requeued_at', ARGV[6])
-    local data = cjson.encode({status = 'queued', note = note, at = ARGV[6]})
-    local events = gw .. ':run:' .. job_id .. ':events'
-    add_event(KEYS[5], events, job_id, 'status', data, ARGV[9], ARGV[8], ARGV[7])
-    requeued = requeued + 1
-  end
+  requeued = requeued + requeue(prefix, gw, job_id, note, ARGV[6], ARGV[7], ARGV[8], KEYS[5], ARGV[9])
 end
 for _, composite in ipairs(redis.call('SMEMBERS', executions)) do
   local sep = string.find(composite, ':', 1, true)
@@ -155,6 +173,30 @@ end
 redis.call('DEL', claimed, executions, lease)
 redis.call('SREM', workers, name)
 return requeued
+"""
+)
+
+RELEASE = (
+    _REQUEUE
+    + """
+-- KEYS: claimed, the shared events stream
+-- ARGV: worker name, rq prefix, gateway prefix, note, now, run record TTL, events kept per run,
+--       shared stream entries kept, job ids...
+-- Each job id must still be held by this worker (held:<job> = '<name>|<token>'); a claim that
+-- is someone else's now is only dropped from the set.
+local name, prefix, gw, note, now, ttl, per_run, kept = unpack(ARGV, 1, 8)
+local released = 0
+for i = 9, #ARGV do
+  local job_id = ARGV[i]
+  if redis.call('SREM', KEYS[1], job_id) == 1 then
+    local held = redis.call('GET', gw .. ':held:' .. job_id)
+    if held and string.sub(held, 1, #name + 1) == name .. '|' then
+      redis.call('DEL', gw .. ':held:' .. job_id)
+      released = released + requeue(prefix, gw, job_id, note, now, ttl, per_run, KEYS[2], kept)
+    end
+  end
+end
+return released
 """
 )
 

@@ -4,11 +4,18 @@ Loop: wait for a free slot, claim the next runnable job (``Ledger.take``, in an 
 start a task for it. Each task marks the job started, awaits the job function with its
 ``RunContext`` set, and ends the claim (``Finisher``): succeeded, failed / timed out / cancelled,
 retried later under the retry policy, or requeued when the worker drains. Timers renew the
-lease and RQ heartbeats, reap dead workers, move due retries and unstick sessions.
+lease and RQ heartbeats, reap dead workers, move due retries and unstick sessions, and (every
+``recover_interval`` seconds, one sweeper at a time across all workers) sweep the platforms for
+deliveries they could not get to us (``handlers.recover``).
 
 Signals: the first SIGTERM/SIGINT (or RQ's shutdown command) stops taking jobs, lets running
 ones finish for ``grace`` seconds, then stops and requeues what is left. A second signal
 requeues everything still held at once and exits with 1.
+
+Redis outages: the worker never exits for one. Its Redis calls fail fast (``REDIS_RETRY``) and
+each loop waits and tries again: taking jobs, the timers, and every run's ending (see
+``runner``). After a failed take, and every reap interval, the take loop hands back claims it
+holds but does not run (``Upkeep.release_strays``): a claim whose answer the outage swallowed.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,12 +35,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker
 
+from handlers import alerts
 from handlers.agent import Agent
-from handlers.retry import RetryPolicy
+from handlers.recover import Sweep, sweep_due
+from handlers.retry import RetryPolicy, describe
 from handlers.runtime.commands import CommandListener
 from handlers.runtime.finish import Finisher
 from handlers.runtime.ledger import Ledger, SessionKey
@@ -42,6 +54,11 @@ from handlers.services import Services
 
 T = TypeVar("T")
 _TAKE_WAIT = 1.0
+_RECOVER_CHECK = 30.0  # how often a worker asks whether a sweep is due (one GET)
+# redis-py's own retry of one call, kept short: the loops here wait out longer outages, and
+# must learn of one soon to note it (the reaper holds off after outages).
+REDIS_RETRY = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3)
+REDIS_TIMEOUT = 10.0  # above the longest blocking call (the take loop's 1 s BLMOVE)
 
 
 class Chore(Protocol):
@@ -68,6 +85,7 @@ class WorkerOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     name: str | None = None
     io_threads: int = 16
+    recover_interval: float = 0.0  # 0: this worker runs no recovery sweeps
 
 
 class Worker:
@@ -75,6 +93,7 @@ class Worker:
 
     ``services`` (the settings and shared clients, built once at start) reaches every run;
     ``session_key`` names the session of a queued envelope (``handlers.registry.session_key``);
+    ``sweeps`` are the platforms' recovery sweeps (``handlers.registry.SWEEPS``);
     ``chores`` are the caller's own periodic tasks (the model probe, alerts), run beside upkeep.
     """
 
@@ -85,12 +104,21 @@ class Worker:
         options: WorkerOptions,
         *,
         session_key: SessionKey,
+        sweeps: Sequence[Sweep] = (),
         chores: Sequence[Chore] = (),
     ) -> None:
         self.options = options
         self.chores = tuple(chores)
         self.session_key = session_key
-        self.connection = redis.Redis.from_url(services.settings.redis_url, health_check_interval=30)
+        self.services = services
+        self.sweeps = tuple(sweeps)
+        self.connection = redis.Redis.from_url(
+            services.settings.redis_url,
+            health_check_interval=30,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            retry=REDIS_RETRY,
+        )
         self.name = options.name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         queues = [
             Queue(name, connection=self.connection, serializer=JSONSerializer) for name in options.queues
@@ -132,6 +160,8 @@ class Worker:
         self._stop: asyncio.Event | None = None
         self._stopping = threading.Event()  # the same, readable from the I/O threads
         self._signals = 0
+        self._redis_down_since: float | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     def run(self) -> int:
         """Work until stopped; returns the process exit code."""
@@ -168,14 +198,20 @@ class Worker:
 
     async def _take_loop(self) -> None:
         slots = asyncio.Semaphore(self.options.concurrency)
+        strays_checked = time.monotonic()
         while await self._acquire(slots):
             try:
+                if time.monotonic() - strays_checked >= self.options.reap_interval:
+                    await self._call(self.upkeep.release_strays, list(self.runner.running_ids()))
+                    strays_checked = time.monotonic()
                 claim = await self._call(self.ledger.take, _TAKE_WAIT, self._stopping)
-            except redis.RedisError:
-                self.runner.log.warning("could not take a job; retrying", exc_info=True)
+            except redis.RedisError as exc:
+                self._redis_failed("taking jobs", exc)
+                strays_checked = float("-inf")  # the claim may have been made: look at once
                 slots.release()
                 await asyncio.sleep(1.0)
                 continue
+            self._redis_answered()
             if claim is None:
                 slots.release()
                 if (
@@ -204,11 +240,26 @@ class Worker:
         return True
 
     def _timers(self) -> list[tuple[float, Callable[[], Any]]]:
-        return [
+        timers: list[tuple[float, Callable[[], Any]]] = [
             (self.options.heartbeat_interval, self._heartbeat),
             (self.options.reap_interval, lambda: self._call(self._reap)),
             (1.0, lambda: self._call(self.upkeep.move_due_retries)),
         ]
+        interval = self.options.recover_interval
+        if interval > 0 and self.sweeps and not self.options.burst:
+            timers.append((min(interval, _RECOVER_CHECK), self._recover))
+        return timers
+
+    async def _recover(self) -> None:
+        """Sweep the platforms that are due (the lock and the due check keep it to one sweeper)."""
+        try:
+            await sweep_due(
+                self.services, self.sweeps, interval=self.options.recover_interval, owner=self.name
+            )
+        except redis.RedisError:
+            raise
+        except Exception:  # noqa: BLE001 - a sweep's bug must not stop the timer or the worker
+            self.runner.log.exception("recovery sweep failed")
 
     async def _heartbeat(self) -> None:
         if not await self._call(self.upkeep.heartbeat, self.runner.claims()):
@@ -225,10 +276,17 @@ class Worker:
         self.upkeep.unstick_sessions()
 
     def _leave(self) -> None:
-        # Anything still held here was neither finished nor requeued (e.g. Redis was down at
-        # the end of a run): put it back before unregistering, so it is never stranded.
-        self.upkeep.reap_worker(self.name, note=f"requeued: worker {self.name} stopped", force=True)
-        self.upkeep.unregister()
+        # Anything still held here was neither finished nor requeued (a run stopped while it
+        # waited for Redis): put it back before unregistering, so it is never stranded.
+        try:
+            self.upkeep.reap_worker(self.name, note=f"requeued: worker {self.name} stopped", force=True)
+            self.upkeep.unregister()
+        except redis.RedisError:
+            self.runner.log.error(
+                "Redis unavailable while stopping: what this worker held is requeued by the "
+                "other workers once its lease expires",
+                exc_info=True,
+            )
 
     async def _every(self, interval: float, action: Callable[[], Any], *, first: float | None = None) -> None:
         wait = interval if first is None else first
@@ -237,8 +295,38 @@ class Worker:
             wait = interval
             try:
                 await action()
-            except Exception:  # noqa: BLE001 - a timer that died would stop heartbeats or sweeps for good
+            except redis.RedisError as exc:
+                self._redis_failed("a periodic task", exc)
+            except Exception:  # noqa: BLE001 - a timer that died would stop its chore for good
                 self.runner.log.warning("periodic task failed", exc_info=True)
+            else:
+                self._redis_answered()
+
+    def _redis_failed(self, what: str, error: redis.RedisError) -> None:
+        """A Redis call failed: note it for the reaper; log the first failure of an outage only."""
+        self.upkeep.saw_outage()
+        if self._redis_down_since is None:
+            self._redis_down_since = time.monotonic()
+            self.runner.log.warning(
+                "Redis unavailable; retrying until it answers",
+                extra={"fields": {"during": what, "error": describe(error)}},
+            )
+
+    def _redis_answered(self) -> None:
+        """Redis answered: after an outage, say so, and raise its alert (in the background)."""
+        if self._redis_down_since is None:
+            return
+        seconds, self._redis_down_since = time.monotonic() - self._redis_down_since, None
+        self.runner.log.info("Redis answers again", extra={"fields": {"down_for": round(seconds, 1)}})
+        task = asyncio.get_running_loop().create_task(self._outage_alert(seconds))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _outage_alert(self, seconds: float) -> None:
+        try:
+            await self._call(alerts.redis_was_down, self.connection, seconds)
+        except redis.RedisError:
+            self.runner.log.warning("could not raise the alert of the outage", exc_info=True)
 
     def _on_signal(self) -> None:
         assert self._stop is not None
@@ -261,4 +349,4 @@ class Worker:
         return await loop.run_in_executor(self._io, contextvars.copy_context().run, call)
 
 
-__all__ = ["Active", "Chore", "Worker", "WorkerOptions"]
+__all__ = ["REDIS_RETRY", "REDIS_TIMEOUT", "Active", "Chore", "Worker", "WorkerOptions"]

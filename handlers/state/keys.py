@@ -21,6 +21,7 @@ from gateway.keys import (
     alert_gate,
     cancel,
     claim,
+    last_sweep,
     lease,
     run,
     run_events,
@@ -46,8 +47,12 @@ __all__ = [
     "claim",
     "claimed",
     "held",
+    "last_sweep",
     "lease",
+    "recover_lock",
+    "recover_state",
     "reply",
+    "retry_mover",
     "run",
     "run_events",
     "session_history",
@@ -90,6 +95,21 @@ def reply(job_id: str) -> str:
     """Hash: what was posted for one delivery (message ts, comment id, ``answered``), kept for at
     least the dedupe window so a rerun edits or skips instead of posting again."""
     return f"{PREFIX}:reply:{job_id}"
+
+
+def retry_mover(queue: str) -> str:
+    """Name of the worker moving ``queue``'s due retries back to it (short TTL, renewed by it)."""
+    return f"{PREFIX}:retry-mover:{queue}"
+
+
+def recover_lock(platform: str) -> str:
+    """``<owner>|<token>`` of the one recovery sweep of ``platform`` running now (TTL, renewed)."""
+    return f"{PREFIX}:recover:{platform}:lock"
+
+
+def recover_state(platform: str) -> str:
+    """Hash: per source of ``platform``, how far its sweeps got (``<source>|swept_until`` ...)."""
+    return f"{PREFIX}:recover:{platform}:state"
 
 
 def slack_budget(team: str, method: str, scope: str = "") -> str:

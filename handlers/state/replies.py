@@ -10,20 +10,33 @@ posting again; ``run_event`` does not even run the agent when ``answered`` is se
 What Redis cannot cover (a crash between the platform accepting a post and the marker being
 written) the platforms cover where they can: GitHub comments carry ``hidden_marker(job_id)`` and
 are searched for on a rerun; Slack messages carry the same id as message metadata.
+
+A Redis outage does not fail the run: each read and write waits for Redis (``ride_out``) up to
+``OUTAGE_WAIT`` seconds, never past the run's deadline, then raises; the run is then retried
+and the rerun finds what this one recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 
 from handlers.agent import Reply, Run
 from handlers.state import keys
+from handlers.state.outage import ride_out
 
-__all__ = ["ANSWERED", "ReplyMarker", "hidden_marker", "is_ours"]
+__all__ = ["ANSWERED", "OUTAGE_WAIT", "ReplyMarker", "hidden_marker", "is_ours"]
+
+T = TypeVar("T")
 
 ANSWERED = "answered"
+OUTAGE_WAIT = 60.0
+# The runtime gives a run this long after its deadline to deliver (runner.HANDLER_MARGIN is 30).
+_DELIVERY_MARGIN = 20.0
 _HIDDEN = "<!-- gateway:delivery={} -->"
 
 
@@ -40,24 +53,28 @@ def is_ours(text: str | None) -> bool:
 class ReplyMarker:
     """The reply record of one delivery. Every method does its Redis I/O in a thread."""
 
-    def __init__(self, connection: redis.Redis, job_id: str, *, ttl: int) -> None:
+    def __init__(
+        self, connection: redis.Redis, job_id: str, *, ttl: int, deadline: float | None = None
+    ) -> None:
         self.connection = connection
         self.job_id = job_id
         self.ttl = ttl
+        self.deadline = deadline
 
     @classmethod
     def for_run(cls, run: Run) -> ReplyMarker:
         """The record of ``run``'s delivery, kept as long as its dedupe claim (``GATEWAY_DEDUPE_TTL``)."""
-        return cls(run.services.redis, run.job_id, ttl=run.services.settings.dedupe_ttl)
+        deadline = run.deadline + _DELIVERY_MARGIN
+        return cls(run.services.redis, run.job_id, ttl=run.services.settings.dedupe_ttl, deadline=deadline)
 
     async def load(self) -> dict[str, str]:
         """Every field recorded so far (empty on a first run)."""
-        raw = await asyncio.to_thread(self.connection.hgetall, keys.reply(self.job_id))
+        raw = await self._redis(self.connection.hgetall, keys.reply(self.job_id))
         return {_text(name): _text(value) for name, value in raw.items()}
 
     async def note(self, **fields: str | int) -> None:
         """Record ``fields`` (and refresh the TTL) in one transaction."""
-        await asyncio.to_thread(self._write, {name: str(value) for name, value in fields.items()})
+        await self._redis(self._write, {name: str(value) for name, value in fields.items()})
 
     async def answered(self) -> Reply | None:
         """The reply already delivered for this delivery, or ``None``."""
@@ -67,6 +84,15 @@ class ReplyMarker:
     async def mark_answered(self, reply: Reply) -> None:
         """Everything is delivered: a rerun must neither post nor run the agent again."""
         await self.note(**{ANSWERED: "1", "text": reply.text})
+
+    async def _redis(self, function: Callable[..., T], *args: object) -> T:
+        """``function(*args)`` in a thread, waiting out a Redis outage (see the module docstring)."""
+        until = time.time() + OUTAGE_WAIT
+        if self.deadline is not None:
+            until = min(until, self.deadline)
+        return await ride_out(
+            lambda: asyncio.to_thread(function, *args), what=f"the reply record of {self.job_id}", until=until
+        )
 
     def _write(self, fields: dict[str, str]) -> None:
         key = keys.reply(self.job_id)

@@ -7,7 +7,8 @@ events without a customer use the object they are about.
 - ``facts``: the object's current state before the run (events arrive out of order);
 - ``reply``: the summary written back as metadata, and announced in ``STRIPE_SLACK_CHANNEL``;
 - ``client``: the ``StripeClient`` and stripe-python's errors as ours;
-- ``tools``: what the ``llm`` agent may read (the customer, charges, invoices, subscription).
+- ``tools``: what the ``llm`` agent may read (the customer, charges, invoices, subscription);
+- ``recover``: undelivered events found through the Events API and queued (``gateway recover stripe``).
 
 ``handle`` is the job function the ingress names (``handlers.stripe.handle``).
 """
@@ -19,7 +20,7 @@ from typing import Any
 from gateway.types import Envelope
 from handlers.pipeline import WorkerPlatform, run_event
 from handlers.services import Services
-from handlers.stripe import client, facts, reply, tools
+from handlers.stripe import client, facts, recover, reply, tools
 from handlers.stripe.payload import is_ignored, session_key, to_event
 
 __all__ = ["PLATFORM", "handle", "session_key"]
@@ -41,6 +42,7 @@ PLATFORM = WorkerPlatform(
     prompt=tools.PROMPT,
     missing_credentials=_missing_credentials,
     notes=tools.notes,
+    recover=recover.SWEEP,
 )
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -25,15 +24,6 @@ from tests.support.signing import sign
 pytestmark = pytest.mark.timeout(180)
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -51,18 +41,6 @@ def served(redis_url: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=15)
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is missing: scripts/test installs it (apt-get install chromium)"
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
 
 
 def _healthy(url: str) -> bool:

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.fakes import github_rules as rules
 from tests.fakes import github_shapes as shapes
+from tests.fakes.github_apps import ManifestApps
+from tests.fakes.github_hooks import HookDeliveries
 from tests.fakes.server import FakeServer, Reply, Request, Route, route
 
 DEFAULT_TOKEN = "ghp_fakepersonaltoken"
@@ -77,11 +79,12 @@ def _unb64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-class GitHubFake(FakeServer):
+class GitHubFake(HookDeliveries, FakeServer):
     """GitHub REST API at ``base_url``, for ``github.Github(base_url=...)`` and ``GithubIntegration``.
 
     Accepts ``token X`` / ``Bearer X`` with a configured token or an installation token it issued.
-    Check runs, as on GitHub, need an installation token (other tokens get 403).
+    Check runs, as on GitHub, need an installation token (other tokens get 403). Webhook delivery
+    logs and redelivery are ``github_hooks.HookDeliveries``.
     """
 
     def __init__(
@@ -103,6 +106,9 @@ class GitHubFake(FakeServer):
         self._comments: dict[int, Obj] = {}
         self._check_runs: dict[int, Obj] = {}
         self._issued: dict[str, Obj] = {}
+        self._init_hooks()
+        self.clock = time.time  # what the manifest flow's one-hour limit is measured with
+        self.manifests = ManifestApps(self._ids, lambda: self.clock())
         super().__init__(prefix=prefix)
 
     @property
@@ -127,6 +133,13 @@ class GitHubFake(FakeServer):
             route("GET", "/rate_limit", lambda request: Reply(200, shapes.rate_limit_obj())),
             route("GET", "/app", self._get_app, public=True),
             route("POST", "/app/installations/{id}/access_tokens", self._create_token, public=True),
+            *self.hook_routes(),
+            # The App manifest flow: github.com's form (the browser's, at the root), then the API's.
+            *(
+                route("POST", page, self.manifests.register, public=True, rooted=True)
+                for page in ("/settings/apps/new", "/organizations/{org}/settings/apps/new")
+            ),
+            route("POST", "/app-manifests/{code}/conversions", self._convert_manifest, public=True),
         ]
 
     # -- seeding ---------------------------------------------------------------------------------
@@ -198,9 +211,11 @@ class GitHubFake(FakeServer):
                 issued["expires_at"] = min(issued["expires_at"], time.time() - 1)
 
     def reset_state(self) -> None:
-        """Forget repositories, issues, pulls, comments, check runs and issued tokens."""
+        """Forget repositories, issues, pulls, comments, check runs, issued tokens, manifest Apps."""
         for store in (self._repos, self._issues, self._comments, self._check_runs, self._issued):
             store.clear()
+        self.reset_hooks()
+        self.manifests.reset()
 
     # -- FakeServer hooks ------------------------------------------------------------------------
 
@@ -256,6 +271,13 @@ class GitHubFake(FakeServer):
         if not isinstance(iat, int) or iat > now + 60:
             return _error(401, "'Issued at' claim ('iat') must be an Integer representing the time issued")
         return None
+
+    def _convert_manifest(self, request: Request) -> Reply:
+        """The manifest code's App, which from then on authenticates here with its key (JWTs)."""
+        reply, app = self.manifests.convert(request)
+        if app is not None:
+            self.app_id, self._app_key = app["id"], app["public_key"]
+        return reply
 
     def _get_app(self, request: Request) -> Reply:
         return self._check_jwt(request) or Reply(200, shapes.app_obj(request.base_url, self.app_id or 0))

@@ -22,6 +22,7 @@ from typing import Any
 
 from tests.fakes import stripe_rules as rules
 from tests.fakes.server import FakeServer, Handler, Params, Reply, Request, Route, route
+from tests.fakes.stripe_events import EventLists
 
 DEFAULT_API_KEY = "sk_test_fakestripekey"
 API_VERSION = "2025-01-27.acacia"
@@ -56,7 +57,18 @@ TYPES: dict[str, tuple[str, str, Obj, bool]] = {
         {"status": "active", "items": {"object": "list", "data": []}},
         True,
     ),
-    "events": ("event", "evt", {"type": "ping", "data": {"object": {}}, "api_version": API_VERSION}, False),
+    "events": (
+        "event",
+        "evt",
+        {
+            "type": "ping",
+            "data": {"object": {}},
+            "api_version": API_VERSION,
+            "pending_webhooks": 0,  # > 0: not delivered yet (``delivery_success=false`` lists it)
+            "request": {"id": None, "idempotency_key": None},
+        },
+        False,
+    ),
 }
 _COLLECTIONS = {object_type: collection for collection, (object_type, *_) in TYPES.items()}
 _LISTABLE = ("charges", "invoices")
@@ -118,7 +130,7 @@ def _merge_metadata(metadata: Obj, changes: Any) -> None:
             metadata[key] = value
 
 
-class StripeFake(FakeServer):
+class StripeFake(EventLists, FakeServer):
     """Stripe API at ``base_url``, for ``stripe.StripeClient(key, base_addresses={"api": base_url})``."""
 
     def __init__(self, *, api_keys: Iterable[str] = (DEFAULT_API_KEY,)) -> None:
@@ -126,6 +138,7 @@ class StripeFake(FakeServer):
         self._objects: dict[tuple[str | None, str, str], Obj] = {}
         self._thin_events: dict[tuple[str | None, str], Obj] = {}
         self._idempotent: dict[tuple[str, str | None, str], tuple[str, bytes, Reply]] = {}
+        self._init_event_lists()
         super().__init__()
 
     @property
@@ -134,7 +147,10 @@ class StripeFake(FakeServer):
         return self.api_keys[0]
 
     def routes(self) -> Iterable[Route]:
-        """Retrieve and update per collection, two customer-filtered lists, and v2 event retrieval."""
+        """Retrieve and update per collection, two customer-filtered lists, the v1 and v2 event lists
+        (``stripe_events``) and v2 event retrieval."""
+        yield route("GET", "/v1/events", self._list_events)
+        yield route("GET", "/v2/core/events", self._list_thin_events)
         for collection, (_, _, _, updatable) in TYPES.items():
             yield route("GET", f"/v1/{collection}/{{id}}", self._retrieve)
             if updatable:
@@ -182,6 +198,7 @@ class StripeFake(FakeServer):
         self._objects.clear()
         self._thin_events.clear()
         self._idempotent.clear()
+        self._event_pages.clear()
 
     # -- FakeServer hooks ------------------------------------------------------------------------
 

@@ -108,6 +108,16 @@ def test_a_run_record_has_the_documented_fields_and_an_unknown_one_is_404(gatewa
     assert missing.status_code == 404 and missing.json()["detail"] == "no run slack-Ev0NOPE"
 
 
+def test_a_recovered_delivery_shows_as_queued_with_where_it_came_from(gateway: Ingress) -> None:
+    """A sweep marks the record before any worker took the job: the API still reads it as queued."""
+    job_id = _mention(gateway, "Ev0RECOVER")
+    _write(gateway.connection, job_id, outcome="recovered", source="slack:test", recovered_at=runs.utcnow())
+    record = gateway.client.get(f"/api/runs/{job_id}", headers=API).json()
+    assert (record["status"], record["outcome"], record["source"]) == ("queued", "recovered", "slack:test")
+    listed = gateway.client.get("/api/runs?status=queued", headers=API).json()["runs"]
+    assert [run["run_id"] for run in listed] == [job_id] and listed[0]["recovered_at"]
+
+
 def test_an_api_run_is_queued_once_per_idempotency_key(gateway: Ingress) -> None:
     headers = {**API, "Idempotency-Key": "order-42"}
     first = gateway.client.post(

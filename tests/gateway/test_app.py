@@ -172,6 +172,7 @@ def test_health_reports_queue_depth_and_that_no_worker_takes_it(client: TestClie
         "failed": 0,
         "workers": {"alive": 0, "last_heartbeat": None, "last_heartbeat_age": None},
         "platforms": ["slack"],
+        "recovery": {},
         "problems": ["no worker is alive: start `gateway worker` (deliveries wait in the queue)"],
     }
 

@@ -179,6 +179,15 @@ def test_commands_read_the_env_file_and_the_environment_wins(tmp_path: Path, red
     assert "from-the-file" not in result.stdout + result.stderr  # a secret, and the overridden queue
 
 
+def test_recover_reads_the_env_file(tmp_path: Path, redis_url: str) -> None:
+    """Without the file GitHub would be off; with it the sweep names the one setting still missing."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"REDIS_URL={redis_url}\nGITHUB_WEBHOOK_SECRET=s\nGITHUB_TOKEN=ghp_file\n")
+    result = _gateway("recover", "github", env={**_environ(), "GATEWAY_ENV_FILE": str(env_file)})
+    assert result.returncode == 2
+    assert "GITHUB_RECOVER_HOOKS names no webhook to sweep" in result.stderr, result.stderr
+
+
 def test_env_file_values_are_literal(tmp_path: Path) -> None:
     from gateway.config import load_env_file
 

@@ -272,6 +272,7 @@ def test_the_manifests_urls_reach_the_gateways_routes(
         ["github"],
         ["slack"],
         ["github", "--url", BASE, "--socket"],
+        ["github", "--url", BASE, "--form", "--org", "acme/../evil"],
     ],
 )
 def test_bad_arguments_exit_2(args: list[str]) -> None:

@@ -89,7 +89,11 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0, every: fl
 
 
 class WorkerProcess:
-    """``python -m handlers worker ...`` as a subprocess, killed for sure at the end."""
+    """``python -m handlers worker ...`` as a subprocess, killed for sure at the end.
+
+    Its log goes to a pipe read by ``output``, or to the file ``log`` when given: a worker that
+    logs more than a pipe holds (64 KiB) blocks once it is full, if nobody reads it meanwhile.
+    """
 
     def __init__(
         self,
@@ -97,15 +101,17 @@ class WorkerProcess:
         *args: str,
         agent: str = "tests.agents:scripted",
         env: dict[str, str] | None = None,
+        log: Path | None = None,
     ) -> None:
         environ = dict(os.environ, REDIS_URL=redis_url, GATEWAY_AGENT=agent, PYTHONPATH=str(ROOT))
         environ.update(env or {})
+        self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "handlers", "worker", *args],
             cwd=ROOT,
             env=environ,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE if log is None else log.open("w"),
             text=True,
         )
 
@@ -120,7 +126,7 @@ class WorkerProcess:
     def output(self) -> str:
         """Everything the worker logged (after it exited)."""
         _, err = self.process.communicate(timeout=5)
-        return err
+        return err if self.log is None else self.log.read_text()
 
     def close(self) -> None:
         """Kill the worker if it still runs."""

@@ -88,3 +88,34 @@ def test_redacted_view_hides_every_secret_and_redis_password() -> None:
         assert value.split("@")[0].split(":")[-1] not in shown
     assert view["SLACK_SIGNING_SECRET"] == "<set>" and view["GITHUB_APP_ID"] == "<unset>"
     assert view["SLACK_BOT_TOKEN"] == "<set>" and view["REDIS_URL"] == "redis://:***@db:6379/0"
+
+
+def test_recovery_settings_default_to_a_sweep_every_five_minutes_and_nothing_named() -> None:
+    settings = WorkerSettings.from_environ({})
+    assert settings.recover_interval == 300
+    assert (settings.github.recover_hooks, settings.stripe.thin_event_types) == ((), ())
+
+
+def test_recover_hooks_name_repository_and_organization_webhooks() -> None:
+    environ = {"GITHUB_TOKEN": "t", "GITHUB_RECOVER_HOOKS": "acme/api:12, acme:7"}
+    hooks = WorkerSettings.from_environ(environ).github.recover_hooks
+    assert [(str(ref), ref.is_repository) for ref in hooks] == [("acme/api:12", True), ("acme:7", False)]
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"GITHUB_TOKEN": "t", "GITHUB_RECOVER_HOOKS": "acme/api"}, "GITHUB_RECOVER_HOOKS"),
+        ({"GITHUB_TOKEN": "t", "GITHUB_RECOVER_HOOKS": "a/b/c:1"}, "GITHUB_RECOVER_HOOKS"),
+        ({"GITHUB_RECOVER_HOOKS": "acme/api:12"}, "GITHUB_RECOVER_HOOKS"),
+        ({"GATEWAY_RECOVER_INTERVAL": "-1"}, "GATEWAY_RECOVER_INTERVAL"),
+        ({"STRIPE_THIN_EVENT_TYPES": "not a type"}, "STRIPE_THIN_EVENT_TYPES"),
+        ({"STRIPE_THIN_EVENT_TYPES": ",".join(f"v1.t.e{i}" for i in range(21))}, "STRIPE_THIN_EVENT_TYPES"),
+    ],
+)
+def test_unusable_recovery_settings_are_refused_naming_the_variable(
+    environ: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        WorkerSettings.from_environ(environ)
+    assert raised.value.variable == variable

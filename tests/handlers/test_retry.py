@@ -6,11 +6,12 @@ import random
 
 import httpx
 import pytest
+import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
 from handlers.errors import PermanentError, RunCancelled, RunTimedOut, TransientError
-from handlers.retry import RetryPolicy, is_transient, retry_after
+from handlers.retry import RetryPolicy, is_redis_outage, is_transient, retry_after
 
 
 def _status_error(status: int, headers: dict[str, str] | None = None) -> httpx.HTTPStatusError:
@@ -30,6 +31,12 @@ def _status_error(status: int, headers: dict[str, str] | None = None) -> httpx.H
         ConnectionResetError(),
         _status_error(429),
         _status_error(502),
+        redis.exceptions.ConnectionError("Connection refused"),
+        redis.exceptions.TimeoutError("Timeout reading from socket"),
+        redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"),
+        redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
+        redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+        redis.exceptions.ResponseError("MISCONF Redis is configured to save RDB snapshots"),
     ],
 )
 def test_transient_failures_are_retried(error: BaseException) -> None:
@@ -71,3 +78,17 @@ def test_backoff_is_jittered_exponential_and_capped(attempt: int, seed: int) -> 
     policy = RetryPolicy(base=2.0, cap=300.0)
     delay = policy.backoff(attempt, rng=random.Random(seed))
     assert 0 <= delay <= min(300.0, 2.0 * 2 ** (attempt - 1))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        redis.exceptions.AuthenticationError("invalid username-password pair"),
+        redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        redis.exceptions.NoScriptError("No matching script"),
+        redis.exceptions.DataError("Invalid input of type: 'NoneType'"),
+    ],
+)
+def test_redis_errors_that_waiting_cannot_fix_are_permanent(error: BaseException) -> None:
+    assert not is_redis_outage(error)
+    assert not is_transient(error)

@@ -1,7 +1,8 @@
 """GitHub on the web side: its signature scheme, delivery ids, the ``ping`` handshake and App manifest.
 
-``inbound`` reads GitHub's webhook deliveries; ``manifest`` writes the GitHub App registration.
-This module is the ``Platform`` the registry holds.
+``inbound`` reads GitHub's webhook deliveries; ``manifest`` writes the GitHub App registration;
+``setup`` (with ``registration``, the manifest flow's page and redirect) creates the App in one
+step. This module is the ``Platform`` the registry holds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ if TYPE_CHECKING:  # annotations only: gateway.config imports the platforms
 
     from gateway.config import Settings
 
-from gateway.platforms.github import manifest
+from gateway.platforms.github import manifest, setup
 from gateway.platforms.github.inbound import (
     SECRET_VARIABLE,
     SIGNATURE_HEADERS,
@@ -41,6 +42,7 @@ __all__ = [
     "probe",
     "renew_delivery_id",
     "secret_variable",
+    "setup",
     "sign",
     "signature_headers",
     "variables",
@@ -58,6 +60,7 @@ signature_headers = SIGNATURE_HEADERS
 variables = {
     SECRET_VARIABLE: "GitHub webhook secret(s), comma-separated; turns the GitHub route on",
     "GITHUB_MAX_BODY": "largest GitHub body accepted, in bytes (default 25 MiB, GitHub's own cap)",
+    "GITHUB_API_URL": "GitHub REST API base URL (default https://api.github.com; Enterprise: https://HOST/api/v3)",
 }
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "probe",
     "renew_delivery_id",
     "secret_variable",
+    "setup",
     "sign",
     "signature_headers",
     "variables",
@@ -56,6 +57,7 @@ max_body_variable = "SLACK_MAX_BODY"
 default_max_body = 1024 * 1024
 dev_secret = "dev-slack-signing-secret"  # noqa: S105 - public on purpose, dev only
 signature_headers = SIGNATURE_HEADERS
+setup = None  # the app is made from its manifest; many workspaces install it through oauth
 variables = {
     SECRET_VARIABLE: "Slack app signing secret(s), comma-separated; turns the Slack route on",
     "SLACK_MAX_BODY": "largest Slack body accepted, in bytes (default 1 MiB)",
