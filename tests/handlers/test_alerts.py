@@ -201,3 +201,20 @@ def test_the_web_app_says_redis_was_unavailable_once_it_answers_again() -> None:
         assert b"gateway recover" in fields[b"next"]
     finally:
         server.cleanup()
+
+
+def test_a_worker_that_rode_out_a_redis_outage_raises_one_alert_after_it() -> None:
+    server = RedisServer(durable=True).start()
+    try:
+        connection = redis.Redis.from_url(server.url)
+        with WorkerProcess(server.url, *FAST, "--name", "survivor"):
+            wait_until(lambda: connection.exists(keys.lease("survivor")))
+            server.kill()
+            time.sleep(2.0)  # heartbeats every 0.3 s fail meanwhile
+            server.start()
+            fields = wait_until(lambda: connection.xrange(keys.ALERTS), timeout=30)[0][1]
+        assert fields[b"cause"] == b"redis_unavailable"
+        assert b"Redis was unavailable to a worker" in fields[b"text"]
+        assert connection.xlen(keys.ALERTS) == 1
+    finally:
+        server.cleanup()

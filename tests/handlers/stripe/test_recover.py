@@ -156,3 +156,25 @@ def test_stripe_cannot_be_swept_without_its_api_key(redis_url: str) -> None:
     environ = {"REDIS_URL": redis_url, "STRIPE_WEBHOOK_SECRET": "whsec_s"}
     report = _sweep(Services(WorkerSettings.from_environ(environ)))
     assert report.skipped is not None and "STRIPE_API_KEY" in report.skipped
+
+
+def test_a_sweep_that_found_missed_events_raises_an_alert_and_counts_them(
+    redis_url: str, redis_client: redis.Redis, stripe_api: StripeFake
+) -> None:
+    from gateway.keys import ALERTS
+    from handlers.metrics import REGISTRY
+
+    def recovered() -> float:
+        return REGISTRY.get_sample_value("gateway_recovered_deliveries_total", {"platform": "stripe"}) or 0.0
+
+    before = recovered()
+    _sweep(_services(redis_url, stripe_api))  # nothing missed: no alert
+    assert redis_client.xlen(ALERTS) == 0
+    _failed_event(stripe_api)
+    _failed_event(stripe_api, data={"object": {"id": "in_2", "object": "invoice", "customer": "cus_2"}})
+    _sweep(_services(redis_url, stripe_api))
+    assert recovered() - before == 2
+    ((_, fields),) = redis_client.xrange(ALERTS)
+    assert fields[b"cause"] == b"recovered:stripe"
+    assert b"found 2 missed deliveries (2 queued now)" in fields[b"text"]
+    assert b"gateway runs list --platform stripe" in fields[b"next"]
