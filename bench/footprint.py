@@ -37,11 +37,13 @@ from typing import Any
 import redis
 
 HERE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(HERE))  # bench._doc; the project's own code is imported from --code's root
+from bench._doc import write_section  # noqa: E402
+
 # Before issue 17 (one copy of each thing, retention settings): what the ratio compares with.
 DEFAULT_BASELINE = "55bdf1f"
 
 SECRETS = {"slack": "bench-slack", "github": "bench-github", "stripe": "whsec_bench"}
-DOC = HERE / "docs/benchmarks.md"
 SECTION = "## Redis footprint"
 TARGET_BYTES = 2048
 # What each key holds, by its name; the first pattern that matches wins.
@@ -226,17 +228,6 @@ def section(sizes: Sizes, sent: int, base: tuple[Sizes, int] | None, args: argpa
     return "\n".join(lines + [""])
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the section in docs/benchmarks.md."""
-    doc = DOC.read_text()
-    start = doc.find(SECTION + "\n")
-    if start < 0:
-        DOC.write_text(doc.rstrip() + "\n\n" + text)
-        return
-    end = doc.find("\n## ", start + len(SECTION))
-    DOC.write_text(doc[:start] + text + (doc[end + 1 :] if end >= 0 else ""))
-
-
 def baseline(ref: str, count: int) -> tuple[Sizes, int]:
     """The measurement on the code of ``ref``: exported to a temporary directory, run from there."""
     with tempfile.TemporaryDirectory(prefix="footprint-baseline-") as tmp:
@@ -267,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(sizes, sent, base, args)
     print(text + f"\ntook {seconds:.0f} s (this code)")
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

@@ -50,6 +50,7 @@ import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench._doc import DOC, write_section  # noqa: E402
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -60,11 +61,6 @@ QUEUE_KEY = "rq:queue:gateway"
 SERVER_OPTIONS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
 DEFAULT_GATEWAY_CMD = f"{ROOT / '.venv/bin/gateway'} serve"
 WRK_SCRIPT = ROOT / "bench/wrk/slack.lua"
-DOC = ROOT / "docs/benchmarks.md"
-DOC_HEADER = (
-    "# Benchmarks\n\nFigures measured on one machine. Each section comes from a script under `bench/`"
-    " (see `bench/README.md`) and states its command, machine and method.\n"
-)
 WARMUP_SECONDS = 2.0
 FIRST_RATE_GUESS = 40_000.0  # req/s; sizes the warm-up's request file, later files follow measured rates
 TARGET_RATIO = 0.4
@@ -503,21 +499,6 @@ Work behind the 200s, after each gateway run (`LLEN {QUEUE_KEY}`, `rq:job:*`, `g
     return text + "\nTargets (gateway):\n" + "".join(f"- {line}\n" for line in verdicts(bench))
 
 
-def write_section(text: str, *, path: Path = DOC) -> None:
-    """Replace the "## Ingress" section (up to the next "## " heading) or append it; keep the rest.
-
-    Other sections belong to other scripts and stay as they are.
-    """
-    doc = path.read_text() if path.exists() else DOC_HEADER
-    if not doc.startswith("# "):  # another script created the file without the page's title
-        doc = DOC_HEADER + "\n" + doc.lstrip("\n")
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, x in enumerate(lines) if x.rstrip() == "## Ingress"), len(lines))
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    before, after = "".join(lines[:start]).rstrip("\n") + "\n\n", "".join(lines[end:])
-    path.write_text(before + text + ("\n" + after if after else ""))
-
-
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -586,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     if others > 0.05:
         print(f"warning: other processes took {others:.0%} of the CPU time; figures are less reliable")
     if not args.no_write:
-        write_section(text)
+        write_section("## Ingress", text)
         print(f"wrote the Ingress section of {DOC}")
     return 0
 

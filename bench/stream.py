@@ -43,8 +43,8 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench._doc import DOC, write_section  # noqa: E402
 from bench.ingress import (  # noqa: E402
-    DOC,
     HOST,
     SERVER_OPTIONS,
     CpuShare,
@@ -292,17 +292,6 @@ def section(results: Results, args: argparse.Namespace, *, when: str, others: fl
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the "## Live streams" section of docs/benchmarks.md."""
-    doc = DOC.read_text()
-    start = doc.find(SECTION + "\n")
-    if start < 0:
-        DOC.write_text(doc.rstrip() + "\n\n" + text)
-        return
-    end = doc.find("\n## ", start + len(SECTION))
-    DOC.write_text(doc[:start] + text + (doc[end + 1 :] if end >= 0 else ""))
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options, bounded so that a run stays short."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -340,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(results, args, when=when, others=cpu.others())
     print("\n" + text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"wrote the {SECTION[3:]} section of {DOC}")
     return 0
 

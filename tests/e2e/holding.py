@@ -22,6 +22,9 @@ from tests.fakes import github_rules as rules
 from tests.fakes import github_shapes as shapes
 from tests.fakes.server import Reply, Request, Route, route
 
+# Where the recorded mention (fixtures/slack/app_mention) was posted: its channel and thread.
+MENTION_CHANNEL, MENTION_THREAD = "C0001", "1795345212.000100"
+
 _MAX_HOLD = 30.0
 
 

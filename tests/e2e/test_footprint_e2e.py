@@ -6,8 +6,6 @@ each key of that delivery is checked for what it still holds and for how long.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 
@@ -19,27 +17,14 @@ from gateway.runs import RUN_TTL
 from gateway.types import Envelope
 from handlers.registry import session_key
 from handlers.state import keys, runs, sessions
-from tests.e2e.holding import HoldingSlackFake
-from tests.e2e.support import Ingress, ingress, recording
+from tests.e2e.holding import MENTION_CHANNEL, MENTION_THREAD, HoldingSlackFake
+from tests.e2e.support import Ingress, recording
 from tests.handlers.support import FAST, WorkerProcess, job_status
 
 pytestmark = pytest.mark.timeout(120)
 
-CHANNEL, THREAD = "C0001", "1795345212.000100"
+CHANNEL, THREAD = MENTION_CHANNEL, MENTION_THREAD
 JOB = "slack-Ev0001AM0001"
-
-
-@pytest.fixture
-def slack() -> Iterator[HoldingSlackFake]:
-    with HoldingSlackFake() as fake:
-        fake.seed_message(CHANNEL, "<@U0002> why is the nightly build failing?", ts=THREAD, user="U0001")
-        yield fake
-
-
-@pytest.fixture
-def gateway(redis_url: str) -> Iterator[Ingress]:
-    with ingress(redis_url) as app:
-        yield app
 
 
 def _answer(redis_url: str, slack: HoldingSlackFake, gateway: Ingress, **env: str) -> Envelope:

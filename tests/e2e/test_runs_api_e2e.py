@@ -10,21 +10,14 @@ from typing import Any
 import pytest
 import redis
 
-from tests.e2e.holding import HoldingSlackFake
+from tests.e2e.holding import MENTION_CHANNEL, MENTION_THREAD, HoldingSlackFake
 from tests.e2e.support import API, Ingress, ingress, recording, with_json
 from tests.handlers.support import FAST, WorkerProcess, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
-CHANNEL, THREAD = "C0001", "1795345212.000100"
+CHANNEL, THREAD = MENTION_CHANNEL, MENTION_THREAD
 JOB = "slack-Ev0001AM0001"
-
-
-@pytest.fixture
-def slack() -> Iterator[HoldingSlackFake]:
-    with HoldingSlackFake() as fake:
-        fake.seed_message(CHANNEL, "<@U0002> why is the nightly build failing?", ts=THREAD, user="U0001")
-        yield fake
 
 
 @pytest.fixture

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 
-from tests.e2e.holding import HoldingSlackFake
-from tests.e2e.support import Ingress, ingress, kill_once_held, recording, with_json
+from tests.e2e.holding import MENTION_CHANNEL, MENTION_THREAD, HoldingSlackFake
+from tests.e2e.support import Ingress, kill_once_held, recording, with_json
 from tests.fakes.slack_rules import rendered
 from tests.handlers.support import FAST, WorkerProcess, job_status, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
-CHANNEL, THREAD = "C0001", "1795345212.000100"
+CHANNEL, THREAD = MENTION_CHANNEL, MENTION_THREAD
 JOB = "slack-Ev0001AM0001"
 RETRY_FAST = ["--retry-base", "0.2", "--retry-cap", "1"]
 SCRIPTED = "tests.agents:scripted"
-
-
-@pytest.fixture
-def slack() -> Iterator[HoldingSlackFake]:
-    with HoldingSlackFake() as fake:
-        # The mention being answered, so conversations.replies can find its thread.
-        fake.seed_message(CHANNEL, "<@U0002> why is the nightly build failing?", ts=THREAD, user="U0001")
-        yield fake
-
-
-@pytest.fixture
-def gateway(redis_url: str) -> Iterator[Ingress]:
-    with ingress(redis_url) as app:
-        yield app
 
 
 def _worker(redis_url: str, slack: HoldingSlackFake, *args: str, agent: str = "triage") -> WorkerProcess:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 import redis
 
-from tests.e2e.holding import HoldingSlackFake
-from tests.e2e.support import Ingress, ingress, recording
+from tests.e2e.holding import MENTION_CHANNEL, MENTION_THREAD, HoldingSlackFake
+from tests.e2e.support import Ingress, recording
 from tests.handlers.llm.fake_model import ModelFake
 from tests.handlers.llm.model import answer
 from tests.handlers.support import FAST, WorkerProcess, enqueue, job_status, slack_envelope, wait_until
@@ -18,21 +16,8 @@ from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
-CHANNEL, THREAD = "C0001", "1795345212.000100"
+CHANNEL, THREAD = MENTION_CHANNEL, MENTION_THREAD
 JOB = "slack-Ev0001AM0001"
-
-
-@pytest.fixture
-def slack() -> Iterator[HoldingSlackFake]:
-    with HoldingSlackFake() as fake:
-        fake.seed_message(CHANNEL, "<@U0002> why is the nightly build failing?", ts=THREAD, user="U0001")
-        yield fake
-
-
-@pytest.fixture
-def gateway(redis_url: str) -> Iterator[Ingress]:
-    with ingress(redis_url) as app:
-        yield app
 
 
 def _scrape(port: int, **headers: str) -> Samples:
