@@ -12,6 +12,7 @@ error, printed as ``error: <VARIABLE>: <problem>``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -65,7 +66,9 @@ def worker_main(argv: list[str]) -> int:
     logs.configure(settings.base.log_level)
     if (problem := _unreachable(settings.redis_url)) is not None:
         return _error(f"REDIS_URL: cannot reach Redis: {problem}", EXIT_FAILURE)
-    return Worker(Services(settings), agent, options, session_key=registry.session_key).run()
+    followup = functools.partial(registry.followup, settings=settings.followups)
+    services = Services(settings)
+    return Worker(services, agent, options, session_key=registry.session_key, followup_of=followup).run()
 
 
 def failed_main(argv: list[str]) -> int:

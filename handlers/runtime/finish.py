@@ -27,6 +27,7 @@ from handlers.agent import Turn
 from handlers.runtime.ledger import LOCK_MS, Claim
 from handlers.runtime.scripts import HANDOFF
 from handlers.state import keys, runs, sessions
+from handlers.state.inbox import Inbox
 
 __all__ = ["Finisher"]
 
@@ -43,6 +44,7 @@ class Finisher:
         self.worker_name = worker_name
         self.worker_key = worker_key
         self._handoff = connection.register_script(HANDOFF)
+        self._inbox = Inbox(connection)
 
     def succeed(self, claim: Claim, result: Mapping[str, Any], *, reply: str, turns: Iterable[Turn]) -> bool:
         """Finished: RQ ``finished`` with ``result``, history appended, session handed on."""
@@ -165,6 +167,8 @@ class Finisher:
         if claim.session_key is None:
             return
         sid = sessions.session_id(claim.session_key)
+        # Follow-ups it read are done, the others run on their own: decided with this ending.
+        self._inbox.settle(pipe, claim.job_id, sid, read=claim.mailbox.read)
         self._handoff(
             keys=[keys.session_lock(sid), keys.session_wait(sid), keys.SESSIONS_WAITING],
             args=[claim.job_id, RQ_KEY_PREFIX, LOCK_MS, sid],

@@ -6,6 +6,10 @@ start a task for it. Each task marks the job started, awaits the job function wi
 retried later under the retry policy, or requeued when the worker drains. Timers renew the
 lease and RQ heartbeats, reap dead workers, move due retries and unstick sessions.
 
+Follow-ups (``steering``): every job taken is routed by ``GATEWAY_FOLLOWUPS``; while every
+slot is busy, the loop still routes the follow-ups at the heads of the queues every
+``FOLLOWUP_POLL`` s. A listener fills the mailboxes of running runs as their inboxes grow.
+
 Signals: the first SIGTERM/SIGINT (or RQ's shutdown command) stops taking jobs, lets running
 ones finish for ``grace`` seconds, then stops and requeues what is left. A second signal
 requeues everything still held at once and exits with 1.
@@ -35,13 +39,16 @@ from handlers.agent import Agent
 from handlers.retry import RetryPolicy
 from handlers.runtime.commands import CommandListener
 from handlers.runtime.finish import Finisher
-from handlers.runtime.ledger import Ledger, SessionKey
+from handlers.runtime.ledger import Claim, Ledger, SessionKey
 from handlers.runtime.runner import Active, Runner
+from handlers.runtime.steering import FollowUpOf, InboxListener, Router, load
 from handlers.runtime.upkeep import Upkeep
 from handlers.services import Services
 
 T = TypeVar("T")
 _TAKE_WAIT = 1.0
+FOLLOWUP_POLL = 0.1
+"""Seconds between passes over the queue heads for follow-ups while every slot is busy."""
 
 
 @dataclass(frozen=True)
@@ -65,11 +72,19 @@ class Worker:
     """Runs jobs from ``options.queues`` until stopped (or, with ``burst``, until none are left).
 
     ``services`` (the settings and shared clients, built once at start) reaches every run;
-    ``session_key`` names the session of a queued envelope (``handlers.registry.session_key``).
+    ``session_key`` names the session of a queued envelope (``handlers.registry.session_key``);
+    ``followup_of`` says which envelopes are follow-ups (``handlers.registry.followup`` with the
+    settings; ``None``: none are, every delivery queues as before).
     """
 
     def __init__(
-        self, services: Services, agent: Agent, options: WorkerOptions, *, session_key: SessionKey
+        self,
+        services: Services,
+        agent: Agent,
+        options: WorkerOptions,
+        *,
+        session_key: SessionKey,
+        followup_of: FollowUpOf | None = None,
     ) -> None:
         self.options = options
         self.session_key = session_key
@@ -86,12 +101,15 @@ class Worker:
             serializer=JSONSerializer,
         )
         execution_ttl = max(60, int(options.lease_ttl * 3 + options.reap_interval * 2))
+        policy = services.settings.followups.policy
+        self.router = Router(self.connection, policy=policy, followup_of=followup_of) if followup_of else None
         self.ledger = Ledger(
             self.connection,
             worker_name=self.name,
             queues=queues,
             execution_ttl=execution_ttl,
             session_key=session_key,
+            router=self.router,
         )
         finisher = Finisher(self.connection, worker_name=self.name, worker_key=self.rq_worker.key)
         self.upkeep = Upkeep(
@@ -115,6 +133,7 @@ class Worker:
         self._stop: asyncio.Event | None = None
         self._stopping = threading.Event()  # the same, readable from the I/O threads
         self._signals = 0
+        self._loads: set[asyncio.Future[int]] = set()
 
     def run(self) -> int:
         """Work until stopped; returns the process exit code."""
@@ -134,6 +153,10 @@ class Worker:
             on_shutdown=lambda: loop.call_soon_threadsafe(self._on_signal),
         )
         listener.start()
+        inboxes = InboxListener(
+            self.connection, on_message=lambda job_id: loop.call_soon_threadsafe(self._load_inbox, job_id)
+        )
+        inboxes.start()
         timers = [asyncio.create_task(self._every(interval, action)) for interval, action in self._timers()]
         try:
             await self._take_loop()
@@ -142,6 +165,7 @@ class Worker:
             for timer in timers:
                 timer.cancel()
             await asyncio.to_thread(listener.halt)
+            await asyncio.to_thread(inboxes.halt)
             await self._call(self._leave)
             self._io.shutdown(wait=False, cancel_futures=True)
             self._agent_threads.shutdown(wait=False, cancel_futures=True)
@@ -166,15 +190,24 @@ class Worker:
                 ):
                     return
                 continue
-            self.runner.launch(claim, on_done=slots.release)
+            self._launch(claim, on_done=slots.release)
 
     async def _acquire(self, slots: asyncio.Semaphore) -> bool:
-        """Wait for a free slot; False once the worker is stopping (the slot is not kept)."""
+        """Wait for a free slot; False once the worker is stopping (the slot is not kept).
+
+        While waiting, follow-ups at the queue heads are still routed (they need no slot).
+        """
         assert self._stop is not None
         if self._stop.is_set():
             return False
         acquire, stop = asyncio.ensure_future(slots.acquire()), asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            done, _ = await asyncio.wait(
+                {acquire, stop}, timeout=FOLLOWUP_POLL, return_when=asyncio.FIRST_COMPLETED
+            )
+            if done:
+                break
+            await self._take_followups()
         stop.cancel()
         if not acquire.done():
             acquire.cancel()
@@ -183,6 +216,39 @@ class Worker:
             slots.release()
             return False
         return True
+
+    def _launch(self, claim: Claim, *, on_done: Callable[[], None]) -> None:
+        self.runner.launch(claim, on_done=on_done)
+        self._load_mailbox(claim)  # follow-ups already waiting for it (a rerun, a queued holder)
+
+    async def _take_followups(self) -> None:
+        if self.router is None or self._stopping.is_set():
+            return
+        try:
+            claims = await self._call(self.ledger.take_followups)
+        except redis.RedisError:
+            self.runner.log.warning("could not route follow-ups; retrying", exc_info=True)
+            return
+        for claim in claims:
+            self._launch(claim, on_done=lambda: None)  # no agent runs: no slot is taken
+
+    def _load_inbox(self, job_id: str) -> None:
+        """On the loop: the inbox of ``job_id`` grew; load it if the run is here."""
+        for claim in self.runner.claims():
+            if claim.job_id == job_id:
+                self._load_mailbox(claim)
+
+    def _load_mailbox(self, claim: Claim) -> None:
+        if self.router is None:
+            return
+        task = asyncio.ensure_future(self._call(load, self.router.inbox, claim.job_id, claim.mailbox))
+        self._loads.add(task)
+        task.add_done_callback(self._loaded)
+
+    def _loaded(self, task: asyncio.Future[int]) -> None:
+        self._loads.discard(task)
+        if not task.cancelled() and isinstance(task.exception(), redis.RedisError):
+            self.runner.log.warning("could not load follow-ups; the next heartbeat tries again")
 
     def _timers(self) -> list[tuple[float, Callable[[], Any]]]:
         return [
@@ -200,6 +266,8 @@ class Worker:
             self.upkeep.cancel_requested, [c.job_id for c in self.runner.claims()]
         ):
             self.runner.stop(job_id)
+        for claim in self.runner.claims():  # a pub/sub message may have been missed
+            self._load_mailbox(claim)
 
     def _reap(self) -> None:
         self.upkeep.reap()

@@ -9,7 +9,10 @@ message) belongs to that message's thread.
 - ``reply``: a threaded answer that starts as a "working on it" placeholder, shows throttled
   progress and is replaced by the answer, posted exactly once; ``format``: Markdown to mrkdwn;
 - ``client``: the Web API client and slack-sdk's errors as ours;
-- ``tools``: what the ``llm`` agent may read (the thread).
+- ``tools``: what the ``llm`` agent may read (the thread);
+- ``conversation``: the placeholder's Stop button, and posting into the thread (``run.ask``).
+
+Follow-ups: a mention or direct message in the thread of a working run, and its Stop button.
 
 ``handle`` is the job function the ingress names (``handlers.slack.handle``).
 """
@@ -24,8 +27,8 @@ from handlers.config import WorkerSettings
 from handlers.pipeline import WorkerPlatform, run_event
 from handlers.runtime.context import current
 from handlers.services import Services, for_settings
-from handlers.slack import client, facts, installs, reply, tools
-from handlers.slack.payload import is_ignored, session_key, to_event
+from handlers.slack import client, conversation, facts, installs, reply, tools
+from handlers.slack.payload import followup, is_bot, is_ignored, session_key, to_event
 
 __all__ = ["PLATFORM", "handle", "session_key"]
 
@@ -56,6 +59,10 @@ PLATFORM = WorkerPlatform(
     prompt=tools.PROMPT,
     progress_interval=reply.PROGRESS_INTERVAL,
     missing_credentials=_missing_credentials,
+    followup=followup,
+    is_bot=is_bot,
+    say=conversation.say,
+    stop_hint="press Stop or mention me with just `{word}`",
 )
 
 

@@ -11,6 +11,10 @@ metadata: a rerun with no stored ``ts`` (a crash between posting and storing it,
 post may have landed) first looks for it in the thread. A top-level placeholder (slash command)
 cannot be looked up that way; that window is documented in docs/replies.md.
 
+While the run works, the placeholder and its progress edits carry a Stop button
+(``handlers.slack.conversation``); the answer, a failure, a timeout or "Stopped by ..." replace
+it (a text-only ``chat.update`` drops a message's blocks).
+
 Without ``SLACK_BOT_TOKEN`` nothing is posted: the reply is logged and kept in the run record
 (as ``gateway dev`` runs with no tokens).
 """
@@ -20,13 +24,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from handlers import clients
+from handlers import clients, followups
 from handlers.agent import Event, Reply, Run
 from handlers.errors import PermanentError
 from handlers.payload import as_dict
 from handlers.pipeline import log_delivery, log_timeout
 from handlers.retry import describe
 from handlers.slack.client import call, is_configured, respond, web_client
+from handlers.slack.conversation import working_blocks
 from handlers.slack.format import clip, to_mrkdwn
 from handlers.slack.payload import Target, target_of
 from handlers.state.replies import ReplyMarker
@@ -37,6 +42,7 @@ __all__ = [
     "PLACEHOLDER",
     "PROGRESS_INTERVAL",
     "STOPPED",
+    "STOPPED_BY",
     "begin",
     "deliver",
     "on_cancel",
@@ -52,6 +58,7 @@ FAILED = (
     " An operator can look it up: `gateway runs show {job_id}`."
 )
 STOPPED = ":octagonal_sign: Stopped before it finished."
+STOPPED_BY = ":octagonal_sign: Stopped by {who} before it finished."
 METADATA_TYPE = "gateway_reply"
 # chat.update is Tier 3 (~50/min per workspace): at most one progress edit per message per 1.5 s.
 PROGRESS_INTERVAL = 1.5
@@ -81,7 +88,7 @@ async def begin(event: Event, run: Run) -> None:
 async def on_progress(event: Event, text: str, run: Run) -> None:
     """Edit the placeholder to show ``text`` (one try: the relay throttles and drops)."""
     await _edit_placeholder(
-        event, f":hourglass_flowing_sand: {to_mrkdwn(text)}", run, policy=clients.NO_RETRY
+        event, f":hourglass_flowing_sand: {to_mrkdwn(text)}", run, working=True, policy=clients.NO_RETRY
     )
 
 
@@ -124,23 +131,31 @@ def preview(reply: Reply) -> str:
 
 
 async def on_cancel(event: Event, run: Run) -> None:
-    """Replace the placeholder with a note that the run was stopped (nothing else is posted)."""
+    """Replace the placeholder with a note that the run was stopped, and by whom when someone in
+    a conversation stopped it (nothing else is posted)."""
     if is_configured(run.services):
-        await _edit_placeholder(event, STOPPED, run, deadline=_late(run))
+        who = await followups.stopped_by(run)
+        text = STOPPED_BY.format(who=who) if who else STOPPED
+        await _edit_placeholder(event, text, run, deadline=_late(run))
 
 
-async def _edit_placeholder(event: Event, text: str, run: Run, **call_options: Any) -> None:
+async def _edit_placeholder(
+    event: Event, text: str, run: Run, *, working: bool = False, **call_options: Any
+) -> None:
     """Show ``text`` (mrkdwn) after the command header in this delivery's placeholder, if one was
-    posted; the whole edit is clipped to 3,000 characters."""
+    posted; the whole edit is clipped to 3,000 characters. ``working`` keeps the Stop button."""
     record = await ReplyMarker.for_run(run).load()
     if not record.get("slack_ts"):
         return
     header = target.header if (target := target_of(event)) else ""
+    shown = clip(header + text, 3000)
+    if working:
+        call_options["blocks"] = working_blocks(shown, run.job_id)
     await call(
         web_client(run.services).chat_update,
         channel=record["slack_channel"],
         ts=record["slack_ts"],
-        text=clip(header + text, 3000),
+        text=shown,
         **call_options,
     )
 
@@ -170,6 +185,7 @@ async def _post_placeholder(target: Target, run: Run) -> str:
         channel=target.channel,
         thread_ts=target.thread_ts,
         text=target.header + PLACEHOLDER,
+        blocks=working_blocks(target.header + PLACEHOLDER, run.job_id),
         metadata={"event_type": METADATA_TYPE, "event_payload": {"delivery": run.job_id}},
         deadline=run.deadline,
         idempotent=False,

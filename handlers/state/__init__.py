@@ -3,11 +3,12 @@
 - ``keys``: every Redis key name (and the ingress's claim key, read from ``gateway.queue``);
 - ``runs``: run records, one hash per delivery, read by ``gateway runs`` and the runs API;
 - ``sessions``: conversation history per session (Slack thread, GitHub issue, Stripe customer);
-- ``replies``: the exactly-once reply markers (what was posted for a delivery).
+- ``replies``: the exactly-once reply markers (what was posted for a delivery);
+- ``inbox``: the follow-ups handed to a running run, and what became of each.
 """
 
 from __future__ import annotations
 
-from handlers.state import keys, replies, runs, sessions
+from handlers.state import inbox, keys, replies, runs, sessions
 
-__all__ = ["keys", "replies", "runs", "sessions"]
+__all__ = ["inbox", "keys", "replies", "runs", "sessions"]

@@ -25,10 +25,13 @@ WORKERS = f"{PREFIX}:workers"
 """Set of runtime worker names that may hold claims; the reaper walks it."""
 SESSIONS_WAITING = f"{PREFIX}:sessions:waiting"
 """Set of session ids that have parked events; the reaper unsticks orphaned ones."""
+INBOX_CHANNEL = f"{PREFIX}:inbox"
+"""Pub/sub channel carrying the job id of a run whose inbox just got a follow-up."""
 
 __all__ = [
     "CANCEL_CHANNEL",
     "DELIVERIES",
+    "INBOX_CHANNEL",
     "PREFIX",
     "RQ_JOB",
     "RQ_QUEUE",
@@ -38,7 +41,9 @@ __all__ = [
     "cancel",
     "claim",
     "claimed",
+    "followup",
     "held",
+    "inbox",
     "lease",
     "reply",
     "run",
@@ -87,3 +92,15 @@ def reply(job_id: str) -> str:
     """Hash: what was posted for one delivery (message ts, comment id, ``answered``), kept for at
     least the dedupe window so a rerun edits or skips instead of posting again."""
     return f"{PREFIX}:reply:{job_id}"
+
+
+def inbox(job_id: str) -> str:
+    """List of the follow-ups handed to run ``job_id`` (JSON: the follow-up's job id and message),
+    oldest first; after the run ends, only those it read."""
+    return f"{PREFIX}:inbox:{job_id}"
+
+
+def followup(job_id: str) -> str:
+    """Hash: what became of follow-up ``job_id``: ``state`` (``inbox``, ``read``, ``unread``,
+    ``stop``, ``busy``, ``interrupt``) and ``run``, the run it went to or concerns."""
+    return f"{PREFIX}:followup:{job_id}"
