@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from tests.fakes import slack_blocks
 from tests.fakes.server import FakeServer, Reply, Request, Route, route
 from tests.fakes.socket_mode import SocketModeFake
 
@@ -126,6 +127,22 @@ class SlackFake(FakeServer):
         with self._cond:
             return copy.deepcopy(self._thread_of(channel, ts))
 
+    def press(self, channel: str, ts: str, action_id: str, *, user: str = "U0FAKEUSER") -> dict[str, Any]:
+        """The ``block_actions`` payload Slack sends when ``user`` presses button ``action_id`` of
+        the stored message ``channel``/``ts`` (``LookupError`` if it has no such button)."""
+        with self._cond:
+            message = self._messages.get(channel, {}).get(ts)
+            if message is None:
+                raise LookupError(f"no message {ts} in {channel}")
+            return slack_blocks.interaction(
+                message,
+                channel=channel,
+                action_id=action_id,
+                user=user,
+                team=TEAM_ID,
+                response_url=self.response_url(),
+            )
+
     def response_url(self, key: str | None = None) -> str:
         """A ``response_url`` for slash-command fixtures; what is posted to it lands in ``responses()``."""
         key = key or f"R{next(self._response_ids):06d}"
@@ -182,6 +199,8 @@ class SlackFake(FakeServer):
             return _error("channel_not_found")
         if not any(args.get(name) for name in ("text", "blocks", "attachments")):
             return _error("no_text")
+        if (refused := _refuse_blocks(args)) is not None:
+            return refused
         fields = _content(args) | {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID}
         ts = self._store(args["channel"], fields, ts=None, thread_ts=args.get("thread_ts"))
         return _ok(channel=args["channel"], ts=ts, message=copy.deepcopy(self._messages[args["channel"]][ts]))
@@ -193,6 +212,10 @@ class SlackFake(FakeServer):
             return _error("message_not_found")
         if not any(args.get(name) for name in ("text", "blocks", "attachments")):
             return _error("no_text")
+        if (refused := _refuse_blocks(args)) is not None:
+            return refused
+        if "text" in args and "blocks" not in args:
+            message.pop("blocks", None)  # Slack: text without blocks replaces the blocks
         message.update(_content(args))
         message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
         reply = {"channel": args["channel"], "ts": message["ts"], "text": message.get("text", "")}
@@ -346,6 +369,19 @@ def _client_credentials(request: Request, args: dict[str, Any]) -> tuple[str, st
         user, _, password = base64.b64decode(header[len("Basic ") :]).decode().partition(":")
         return user, password
     return str(args.get("client_id", "")), str(args.get("client_secret", ""))
+
+
+def _refuse_blocks(args: dict[str, Any]) -> Reply | None:
+    """``invalid_blocks_format`` / ``invalid_blocks`` for what Slack would refuse in ``blocks``."""
+    if "blocks" not in args:
+        return None
+    blocks = slack_blocks.parse(args["blocks"])
+    if blocks is None:
+        return _error("invalid_blocks_format")
+    found = slack_blocks.problems(blocks)
+    if found:
+        return Reply(200, {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": found}})
+    return None
 
 
 def _content(args: dict[str, Any]) -> Message:

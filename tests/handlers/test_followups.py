@@ -277,3 +277,31 @@ def test_a_synchronous_agent_takes_pending_messages(redis_url: str, redis_client
         worker.signal(signal.SIGTERM)
     assert [line["text"] for line in _lines(redis_client, "message", "A1")] == ["second"]
     assert followup_state(redis_client, second) == "read"
+
+
+def test_interrupt_twice_the_second_follow_up_joins_the_waiting_run(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """While the interrupted run is still stopping, a newer message goes to the run that will
+    replace it instead of interrupting again."""
+    env = {"GATEWAY_FOLLOWUPS": "interrupt"}
+    with WorkerProcess(redis_url, "--name", "holder", env=env) as holder:
+        first = _start(redis_client, "A1", "first", sleep=30)
+        with WorkerProcess(redis_url, "--name", "router", env=env) as router:
+            wait_until(lambda: redis_client.sismember("gateway:workers", "router"))
+            holder.signal(signal.SIGSTOP)  # the first run cannot stop before both arrive
+            try:
+                second = _follow_up(redis_client, "A2", "second", test={"pending": True})
+                wait_until(lambda: followup_state(redis_client, second) == "interrupt", timeout=10)
+                third = _follow_up(redis_client, "A3", "third")
+                wait_until(lambda: followup_state(redis_client, third) == "inbox", timeout=10)
+            finally:
+                holder.signal(signal.SIGCONT)
+            wait_until(lambda: _ended(redis_client, first, second, third), timeout=30)
+            router.signal(signal.SIGTERM)
+        holder.signal(signal.SIGTERM)
+    assert _status(redis_client, first) == "cancelled"
+    (start,) = _lines(redis_client, "start", "A2")
+    assert start["history"] == ["first"]
+    assert [line["text"] for line in _lines(redis_client, "message", "A2")] == ["third"]
+    assert _lines(redis_client, "start", "A3") == [] and followup_state(redis_client, third) == "read"
