@@ -5,7 +5,9 @@ from the server's ``usage``) and the run's wall-clock deadline (``run.deadline``
 posting the reply). On the last step the model gets no tools and is told to answer with what it has;
 when tokens or time run out first, the reply is what the model said so far, and it says it stopped
 early. An unusable answer (nothing said, tool calls that cannot be read) becomes an error reply.
-Every step and every tool call is reported with ``run.progress``.
+Every step and every tool call is reported with ``run.progress``. Follow-ups people sent while
+the run works join the conversation as user turns before each model call
+(``handlers.llm.conversation``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from handlers.errors import DeadlineReached, HandlerError, ToolError, UnusableAn
 from handlers.llm.accounting import Accounting, Ending
 from handlers.llm.client import ChatClient
 from handlers.llm.completion import Completion, ToolCall
+from handlers.llm.conversation import follow_up_turns
 from handlers.llm.memory import ESTIMATOR, TokenEstimator
 from handlers.tools import Tool, cap
 
@@ -73,6 +76,7 @@ class ToolLoop:
             ending = self._budget_spent(messages)
             if ending:
                 return self._stopped(ending)
+            messages.extend(follow_up_turns(self._run))
             final = step == self.budgets.max_steps - 1
             if final and step > 0:
                 messages.append({"role": "user", "content": _WRAP_UP})
