@@ -39,8 +39,8 @@ __all__ = [
     "load_agent",
 ]
 
-Ask = Callable[[str], Awaitable[bool]]
-"""Posts a question into the run's conversation; False when the platform has nowhere to post it."""
+Ask = Callable[[str, float], Awaitable["Message | None"]]
+"""Posts a question into the run's conversation and waits for the answer (``handlers.followups``)."""
 
 BUILTIN_AGENTS: dict[str, str] = {
     "triage": "handlers.agents.triage:agent",
@@ -212,10 +212,10 @@ class Run:
         """
         if self.cancelled:
             return None
-        if self._ask is None or not await self._ask(question):
-            self.log.info("cannot ask: this platform has no conversation to post in")
+        if self._ask is None:
+            self.log.info("cannot ask: this run has no conversation to post in")
             return None
-        return await self.next_message(timeout)
+        return await self._ask(question, timeout)
 
     def count_read(self, count: int) -> None:
         """Count the first ``count`` follow-ups as read (the pipeline calls this when an earlier
@@ -223,7 +223,8 @@ class Run:
         self._mailbox.count_read(count)
 
     def can_ask(self, ask: Ask) -> None:
-        """Let ``ask`` post questions into the run's conversation (the pipeline sets it)."""
+        """Let ``ask(question, timeout)`` post questions into the run's conversation and wait for
+        the answer (the pipeline sets it)."""
         self._ask = ask
 
 

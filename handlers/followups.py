@@ -10,7 +10,9 @@ the rest, run by ``handlers.pipeline.run_event`` inside the job:
   ``read`` (a run read it: closed), ``busy`` (``reject``: the person is told the agent is
   busy), ``stop`` (the run named is stopped, if the sender may stop it there).
 - ``carried``: the turns of the runs an ``interrupt`` follow-up replaced, for its run's history.
-- ``bind_ask``: ``run.ask`` posts through the platform's ``say``, once per question.
+- ``bind_ask``: ``run.ask`` posts through the platform's ``say``, once per question; while the
+  run waits for the answer, ``keys.asking`` tells the router to hand the next follow-up to it
+  whatever ``GATEWAY_FOLLOWUPS`` says (an answer never interrupts, queues or is refused).
 - ``request_stop`` / ``stopped_by``: the cancellation flag names who stopped the run, so the
   platform can say so where the run was working.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +34,7 @@ from rq.utils import as_text
 from gateway.types import Envelope
 from handlers.agent import Event, Run, Turn
 from handlers.config import FollowUpSettings
-from handlers.messages import FollowUp
+from handlers.messages import FollowUp, Message
 from handlers.state import keys, runs
 from handlers.state.inbox import Inbox
 
@@ -155,11 +158,21 @@ async def stopped_by(run: Run) -> str | None:
 
 
 def bind_ask(platform: WorkerPlatform, event: Event, run: Run) -> None:
-    """Make ``run.ask`` post through ``platform.say``; a rerun asking the same question posts nothing."""
+    """Make ``run.ask`` post through ``platform.say`` and wait for the next follow-up; a rerun
+    asking the same question posts nothing."""
+    connection, flag = run.services.redis, keys.asking(run.job_id)
 
-    async def ask(question: str) -> bool:
+    async def ask(question: str, within: float) -> Message | None:
         key = "ask-" + hashlib.sha256(question.encode()).hexdigest()[:12]
-        return await platform.say(event, question, key, run)
+        seconds = max(1, math.ceil(min(max(0.0, within), run.remaining)) + 5)
+        await asyncio.to_thread(connection.set, flag, "1", ex=seconds)
+        try:
+            if not await platform.say(event, question, key, run):
+                run.log.info("cannot ask: nowhere to post in this conversation")
+                return None
+            return await run.next_message(within)
+        finally:
+            await asyncio.to_thread(connection.delete, flag)
 
     run.can_ask(ask)
 

@@ -16,8 +16,10 @@ Lua step with the conversation's state (``ROUTE``):
 - the stop word, or the Slack Stop button, whatever the policy: claimed without the
   conversation, to stop the run (``handlers.followups``).
 
-What became of each follow-up is kept in ``keys.followup(job)`` (``state`` and ``run``), so a
-rerun of the same job, on any worker, makes the same decision.
+While the run waits for the answer to a question it asked (``keys.asking``), a follow-up is
+steered into it whatever the policy. What became of each follow-up is kept in
+``keys.followup(job)`` (``state`` and ``run``), so a rerun of the same job, on any worker,
+makes the same decision.
 
 When the run ends for good (succeeded, failed, timed out, cancelled: not a retry, a requeue or
 a crash) ``settle`` runs inside the ending's transaction (``SETTLE``): the follow-ups its last
@@ -192,7 +194,9 @@ if stop == '1' then
   mark('stop', target)
   return {'alone', 'stop', target}
 end
-if not live or policy == 'queue' then return {'claim'} end
+if not live then return {'claim'} end
+if redis.call('EXISTS', gw .. ':asking:' .. holder) == 1 then policy = 'steer' end
+if policy == 'queue' then return {'claim'} end
 if policy == 'reject' then
   mark('busy', holder)
   return {'alone', 'busy', holder}

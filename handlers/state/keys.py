@@ -38,6 +38,7 @@ __all__ = [
     "RUNS",
     "SESSIONS_WAITING",
     "WORKERS",
+    "asking",
     "cancel",
     "claim",
     "claimed",
@@ -104,3 +105,9 @@ def followup(job_id: str) -> str:
     """Hash: what became of follow-up ``job_id``: ``state`` (``inbox``, ``read``, ``unread``,
     ``stop``, ``busy``, ``interrupt``) and ``run``, the run it went to or concerns."""
     return f"{PREFIX}:followup:{job_id}"
+
+
+def asking(job_id: str) -> str:
+    """Set (with a TTL) while run ``job_id`` waits for the answer to a question it asked: the next
+    follow-up of its conversation goes to it whatever the policy."""
+    return f"{PREFIX}:asking:{job_id}"

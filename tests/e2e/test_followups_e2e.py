@@ -47,8 +47,8 @@ def _status(connection: redis.Redis, job_id: str) -> str:
     return str(record["status"]) if record else ""
 
 
-def _slack_worker(redis_url: str, slack: HoldingSlackFake) -> WorkerProcess:
-    env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.base_url}
+def _slack_worker(redis_url: str, slack: HoldingSlackFake, policy: str = "steer") -> WorkerProcess:
+    env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.base_url, "GATEWAY_FOLLOWUPS": policy}
     return WorkerProcess(redis_url, *FAST, agent=SCRIPTED, env=env)
 
 
@@ -134,11 +134,13 @@ def test_slack_the_stop_word_stops_the_run(
     assert len(_bot_messages(slack)) == 1, "the stop word got no run and no answer of its own"
 
 
+@pytest.mark.parametrize("policy", ["steer", "reject", "interrupt"])
 def test_slack_ask_posts_the_question_in_the_thread_and_gets_the_answer(
-    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress, policy: str
 ) -> None:
+    """Whatever the policy, the answer to a question goes to the run that asked it."""
     _mention(gateway, {"ask": "Which service do you mean?", "read_timeout": 30})
-    with _slack_worker(redis_url, slack):
+    with _slack_worker(redis_url, slack, policy):
         placeholder = _placeholder(slack)
         question = wait_until(
             lambda: [m for m in _bot_messages(slack) if m.get("text") == "Which service do you mean?"]

@@ -80,10 +80,10 @@ def test_ask_user_posts_the_question_and_returns_the_answer() -> None:
     mailbox, asked = Mailbox(), []
     run = _run_with(mailbox)
 
-    async def post(question: str) -> bool:
+    async def post(question: str, within: float) -> Message | None:
         asked.append(question)
-        mailbox.add([_message("billing")])
-        return True
+        mailbox.add([_message("billing")])  # the person answers in the thread
+        return await run.next_message(within)
 
     run.can_ask(post)
     result = asyncio.run(ask_tool(run, wait=5).run({"question": "Which service?"}, run.deadline))
@@ -93,8 +93,8 @@ def test_ask_user_posts_the_question_and_returns_the_answer() -> None:
 def test_ask_user_without_an_answer_says_so_and_where_nothing_can_be_posted() -> None:
     run = _run_with(Mailbox())
 
-    async def post(question: str) -> bool:
-        return True
+    async def post(question: str, within: float) -> Message | None:
+        return await run.next_message(within)
 
     run.can_ask(post)
     result = asyncio.run(ask_tool(run, wait=0.2).run({"question": "Which one?"}, run.deadline))
