@@ -23,9 +23,10 @@ makes the same decision.
 
 When the run ends for good (succeeded, failed, timed out, cancelled: not a retry, a requeue or
 a crash) ``settle`` runs inside the ending's transaction (``SETTLE``): the follow-ups its last
-attempt read are done (their jobs are queued again, to be closed as ``read`` without a run),
-the others stay parked and run on their own, in arrival order, when the conversation is handed
-on. The inbox keeps only what was read, so a later retry of the run sees it again.
+attempt read are finished there and then (RQ ``finished`` in the ``FinishedJobRegistry`` for
+their result TTL, with no ``Result``; their run records ``succeeded``, "read by run ..."), the
+others stay parked and run on their own, in arrival order, when the conversation is handed on.
+The inbox keeps only what was read, so a later retry of the run sees it again.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import orjson
 import redis
 from redis.client import Pipeline
 from rq.defaults import RQ_KEY_PREFIX
-from rq.utils import as_text
+from rq.utils import as_text, current_timestamp, now, utcformat
 
 from handlers.messages import FollowUp, Message
 from handlers.state import keys, runs
@@ -122,7 +123,18 @@ class Inbox:
         which its last attempt read the first ``read`` follow-ups."""
         self._settle(
             keys=[keys.inbox(job_id), keys.session_wait(session_id), keys.SESSIONS_WAITING],
-            args=[job_id, read, keys.PREFIX, RQ_KEY_PREFIX, session_id, runs.RUN_TTL],
+            args=[
+                job_id,
+                read,
+                keys.PREFIX,
+                RQ_KEY_PREFIX,
+                session_id,
+                runs.RUN_TTL,
+                runs.MAX_EVENTS,
+                utcformat(now()),
+                current_timestamp(),
+                runs.utcnow(),
+            ],
             client=pipe,
         )
 
@@ -232,9 +244,41 @@ return {'steered', '', into}
 
 SETTLE = """
 -- KEYS: inbox, session wait list, sessions waiting
--- ARGV: job_id, read count, gateway prefix, rq prefix, session id, ttl
+-- ARGV: job_id, read count, gateway prefix, rq prefix, session id, ttl, events kept,
+--       RQ ended_at, Unix seconds now, record ended_at
 local inbox, wait, waiting = unpack(KEYS)
 local job_id, read, gw, prefix, sid = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local ttl, maxlen, rq_ended, now, ended = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10]
+
+local function event(events, kind, data)
+  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'event', kind, 'data', cjson.encode(data))
+end
+
+-- A follow-up this run read is finished, as RQ finishes a job, with its run record, at once.
+local function close(id)
+  local job_key = prefix .. ':job:' .. id
+  if redis.call('ZREM', wait, id) == 0 or redis.call('HGET', job_key, 'status') ~= 'deferred' then return end
+  local origin = redis.call('HGET', job_key, 'origin')
+  local keep = tonumber(redis.call('HGET', job_key, 'result_ttl') or '') or 500
+  redis.call('ZREM', prefix .. ':deferred:' .. origin, id)
+  redis.call('HSET', job_key, 'status', 'finished', 'ended_at', rq_ended)
+  if keep == 0 then
+    redis.call('DEL', job_key)
+  elseif keep < 0 then
+    redis.call('ZADD', prefix .. ':finished:' .. origin, '+inf', id)
+  else
+    redis.call('ZADD', prefix .. ':finished:' .. origin, now + keep, id)
+    redis.call('EXPIRE', job_key, keep)
+  end
+  local note = 'read by run ' .. job_id .. ', which was working on its conversation'
+  local record, events = gw .. ':run:' .. id, gw .. ':run:' .. id .. ':events'
+  redis.call('HSET', record, 'status', 'succeeded', 'note', note, 'ended_at', ended)
+  redis.call('EXPIRE', record, ttl)
+  event(events, 'status', {status = 'succeeded', note = note, at = ended})
+  event(events, 'done', {status = 'succeeded', at = ended})
+  redis.call('EXPIRE', events, ttl)
+end
+
 local entries = redis.call('LRANGE', inbox, 0, -1)
 if #entries == 0 then return 0 end
 for i, raw in ipairs(entries) do
@@ -243,24 +287,13 @@ for i, raw in ipairs(entries) do
   local followup = type(id) == 'string' and (gw .. ':followup:' .. id) or nil
   if followup and redis.call('HGET', followup, 'state') == 'inbox'
       and redis.call('HGET', followup, 'run') == job_id then
-    if i <= read then
-      redis.call('HSET', followup, 'state', 'read')
-      local job_key = prefix .. ':job:' .. id
-      if redis.call('ZREM', wait, id) == 1 and redis.call('HGET', job_key, 'status') == 'deferred' then
-        -- Read: queue it again, to be closed as read without a run (and without the session).
-        local origin = redis.call('HGET', job_key, 'origin')
-        redis.call('HSET', job_key, 'status', 'queued')
-        redis.call('ZREM', prefix .. ':deferred:' .. origin, id)
-        redis.call('LPUSH', prefix .. ':queue:' .. origin, id)
-      end
-    else
-      redis.call('HSET', followup, 'state', 'unread')
-    end
+    redis.call('HSET', followup, 'state', i <= read and 'read' or 'unread')
+    if i <= read then close(id) end
   end
 end
 if read > 0 then
   redis.call('LTRIM', inbox, 0, read - 1)
-  redis.call('EXPIRE', inbox, ARGV[6])
+  redis.call('EXPIRE', inbox, ttl)
 else
   redis.call('DEL', inbox)
 end

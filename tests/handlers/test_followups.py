@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import redis
+from rq.registry import FinishedJobRegistry
 
 from handlers.state import runs, sessions
 from tests.handlers.support import (
@@ -84,6 +85,11 @@ def test_steer_hands_the_follow_up_to_the_running_run_which_reads_it_once(
     assert "read: only the billing service" in _record(redis_client, first)["reply"]
     assert "read by run slack-A1" in _record(redis_client, second)["note"]
     assert followup_state(redis_client, second) == "read"
+    assert job_status(redis_client, second) == "finished", "closed with the run's ending, as RQ closes a job"
+    assert second in FinishedJobRegistry("gateway", connection=redis_client).get_job_ids()
+    assert [e["data"]["status"] for e in _events(redis_client, second) if e["event"] == "done"] == [
+        "succeeded"
+    ]
     stream = [e for e in _events(redis_client, first) if e["event"] == "message"]
     assert len(stream) == 1 and stream[0]["data"]["text"] == "only the billing service"
     history = _history(redis_client, str(_record(redis_client, first)["session"]))
