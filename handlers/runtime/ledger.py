@@ -28,7 +28,7 @@ from rq.utils import as_text
 from handlers.agent import Turn
 from handlers.messages import Mailbox
 from handlers.runtime.scripts import CLAIM
-from handlers.runtime.steering import Router
+from handlers.runtime.steering import Router, load
 from handlers.state import keys, runs, sessions
 from handlers.state.inbox import Routing
 
@@ -131,7 +131,8 @@ class Ledger:
         return taken
 
     def start(self, claim: Claim) -> None:
-        """Mark the claimed job started (RQ execution, status, run record); load its history."""
+        """Mark the claimed job started (RQ execution, status, run record); load its history and
+        the follow-ups already in its inbox."""
         job = claim.job
         with self.connection.pipeline() as pipe:
             claim.execution = Execution.create(
@@ -161,6 +162,8 @@ class Ledger:
         claim.started_at = time.time()
         if claim.session_key is not None:
             claim.history = sessions.load_history(self.connection, claim.session_key)
+        if self.router is not None:  # follow-ups already waiting are there when the agent starts
+            load(self.router.inbox, claim.job_id, claim.mailbox)
 
     def queued_work(self) -> int:
         """Jobs waiting in this worker's queues or scheduled for a retry (for ``--burst``)."""

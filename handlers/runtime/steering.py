@@ -6,8 +6,9 @@
   it by ``GATEWAY_FOLLOWUPS`` atomically with its conversation's state.
 - ``InboxListener``: hears ``keys.INBOX_CHANNEL`` (a run's inbox grew) and hands the run's id
   to the worker's loop, which ``load`` s the new follow-ups into the run's ``Mailbox`` in an
-  I/O thread. The worker also loads when a run starts and on every heartbeat, so a pub/sub
-  message lost while reconnecting delays a follow-up by one heartbeat at most.
+  I/O thread. The ledger loads when a run starts (before its agent does), and the worker on
+  every heartbeat, so a pub/sub message lost while reconnecting delays a follow-up by one
+  heartbeat at most.
 """
 
 from __future__ import annotations

@@ -190,7 +190,7 @@ class Worker:
                 ):
                     return
                 continue
-            self._launch(claim, on_done=slots.release)
+            self.runner.launch(claim, on_done=slots.release)
 
     async def _acquire(self, slots: asyncio.Semaphore) -> bool:
         """Wait for a free slot; False once the worker is stopping (the slot is not kept).
@@ -217,10 +217,6 @@ class Worker:
             return False
         return True
 
-    def _launch(self, claim: Claim, *, on_done: Callable[[], None]) -> None:
-        self.runner.launch(claim, on_done=on_done)
-        self._load_mailbox(claim)  # follow-ups already waiting for it (a rerun, a queued holder)
-
     async def _take_followups(self) -> None:
         if self.router is None or self._stopping.is_set():
             return
@@ -230,7 +226,7 @@ class Worker:
             self.runner.log.warning("could not route follow-ups; retrying", exc_info=True)
             return
         for claim in claims:
-            self._launch(claim, on_done=lambda: None)  # no agent runs: no slot is taken
+            self.runner.launch(claim, on_done=lambda: None)  # no agent runs: no slot is taken
 
     def _load_inbox(self, job_id: str) -> None:
         """On the loop: the inbox of ``job_id`` grew; load it if the run is here."""
