@@ -2,8 +2,9 @@
 
 An agent gets the ``Event`` (what happened, pulled out of the envelope by the platform module)
 and the ``Run`` (the session history, ``progress``, the deadline, the cancellation signal, a
-logger bound to the run) and returns a ``Reply``. The runtime enforces the deadline and
-cancellation; a synchronous agent runs in a thread and should poll ``run.cancelled``.
+logger bound to the run, the follow-ups people send while it works and ``ask``) and returns a
+``Reply``. The runtime enforces the deadline and cancellation; a synchronous agent runs in a
+thread and should poll ``run.cancelled``.
 
 Agents are named by ``GATEWAY_AGENT``: a built-in name (``triage``, ``llm``) or
 ``package.module:callable``. ``load_agent`` checks the name at worker start.
@@ -21,11 +22,25 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from handlers.errors import AgentLoadError, RunCancelled
+from handlers.messages import Mailbox, Message
 
 if TYPE_CHECKING:
     from handlers.services import Services
 
-__all__ = ["BUILTIN_AGENTS", "Agent", "Event", "Reply", "Run", "Turn", "is_async_agent", "load_agent"]
+__all__ = [
+    "BUILTIN_AGENTS",
+    "Agent",
+    "Event",
+    "Message",
+    "Reply",
+    "Run",
+    "Turn",
+    "is_async_agent",
+    "load_agent",
+]
+
+Ask = Callable[[str, float], Awaitable["Message | None"]]
+"""Posts a question into the run's conversation and waits for the answer (``handlers.followups``)."""
 
 BUILTIN_AGENTS: dict[str, str] = {
     "triage": "handlers.agents.triage:agent",
@@ -112,6 +127,12 @@ class Run:
     agents are also interrupted with ``asyncio.CancelledError``. ``services`` is the worker's
     settings and shared clients (``handlers.services``), for agents that read a platform
     themselves, as the ``llm`` agent's tools do.
+
+    Follow-ups (``handlers.messages``): ``await next_message(timeout)`` waits for the next one,
+    ``pending_messages()`` takes those already received without waiting (usable from a
+    synchronous agent), ``await ask(question, timeout)`` posts a question into the conversation
+    and waits for the next follow-up. A follow-up the agent never takes runs as an event of its
+    own after this run ends.
     """
 
     def __init__(
@@ -125,6 +146,7 @@ class Run:
         log: logging.LoggerAdapter[logging.Logger],
         on_progress: Callable[[str], object],
         services: Services,
+        mailbox: Mailbox | None = None,
     ) -> None:
         self.job_id = job_id
         self.delivery_id = delivery_id
@@ -137,6 +159,8 @@ class Run:
         self._cancel = threading.Event()
         self._messages: list[str] = []
         self._lock = threading.Lock()
+        self._mailbox = mailbox if mailbox is not None else Mailbox()
+        self._ask: Ask | None = None
 
     def progress(self, text: str) -> None:
         """Record a progress message (kept in order, also passed on as partial output on timeout)."""
@@ -168,6 +192,52 @@ class Run:
     def cancel(self) -> None:
         """Set the cancellation signal (the runtime calls this; agents only read it)."""
         self._cancel.set()
+        self._mailbox.close()
+
+    async def next_message(self, timeout: float | None = None) -> Message | None:  # noqa: ASYNC109 - the agent API
+        """The next follow-up of this conversation, oldest first.
+
+        Waits up to ``timeout`` s (``None``: as long as the run may go on); ``None`` when that
+        time passes, the deadline comes or the run is stopping.
+        """
+        if self.cancelled:
+            return self._mailbox.take_next()
+        limit = self.remaining if timeout is None else min(max(0.0, timeout), self.remaining)
+        return await self._mailbox.next(limit)
+
+    def pending_messages(self) -> list[Message]:
+        """The follow-ups received and not read yet, oldest first, without waiting; they count as read."""
+        return self._mailbox.take_pending()
+
+    @property
+    def read_messages(self) -> tuple[Message, ...]:
+        """The follow-ups this run has read so far, oldest first."""
+        return self._mailbox.taken()
+
+    async def ask(self, question: str, timeout: float) -> Message | None:  # noqa: ASYNC109 - the agent API
+        """Post ``question`` into the conversation (a Slack thread reply, a GitHub comment) and
+        wait up to ``timeout`` s, within the deadline, for the next follow-up.
+
+        Returns ``None`` when nobody answered in time, the run is stopping, or the platform has
+        no conversation to ask in (Stripe, the runs API). A follow-up that was already waiting
+        is returned at once: take ``pending_messages()`` first to wait only for new ones.
+        """
+        if self.cancelled:
+            return None
+        if self._ask is None:
+            self.log.info("cannot ask: this run has no conversation to post in")
+            return None
+        return await self._ask(question, timeout)
+
+    def count_read(self, count: int) -> None:
+        """Count the first ``count`` follow-ups as read (the pipeline calls this when an earlier
+        attempt already answered with them; agents do not)."""
+        self._mailbox.count_read(count)
+
+    def can_ask(self, ask: Ask) -> None:
+        """Let ``ask(question, timeout)`` post questions into the run's conversation and wait for
+        the answer (the pipeline sets it)."""
+        self._ask = ask
 
 
 class Agent(Protocol):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -86,9 +87,14 @@ def worker_main(argv: list[str]) -> int:
     if (problem := _unreachable(settings.redis_url)) is not None:
         return _error(f"REDIS_URL: cannot reach Redis: {problem}", EXIT_FAILURE)
     services = Services(settings)
-    sweeps = list(registry.SWEEPS.values())
     worker = Worker(
-        services, agent, options, session_key=registry.session_key, sweeps=sweeps, chores=_chores(services)
+        services,
+        agent,
+        options,
+        session_key=registry.session_key,
+        sweeps=list(registry.SWEEPS.values()),
+        chores=_chores(services),
+        followup_of=functools.partial(registry.followup, settings=settings.followups),
     )
     try:
         server = _metrics_server(args, settings)

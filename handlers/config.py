@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from gateway.config import SECRET_VARIABLES as WEB_SECRET_VARIABLES
 from gateway.config import VARIABLES as WEB_VARIABLES
@@ -28,6 +29,7 @@ __all__ = [
     "SECRET_VARIABLES",
     "VARIABLES",
     "AlertSettings",
+    "FollowUpSettings",
     "GitHubSettings",
     "LLMSettings",
     "SlackSettings",
@@ -45,6 +47,9 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_ALERT_SLACK_CHANNEL": "Slack channel id alerts go to (needs SLACK_BOT_TOKEN); unset: logged",
     "GATEWAY_ALERT_FAILED_THRESHOLD": "failed runs kept that raise an alert (default 10)",
     "GATEWAY_RECOVER_INTERVAL": "seconds between recovery sweeps of GitHub and Stripe (default 300; 0: off)",
+    "GATEWAY_FOLLOWUPS": "follow-ups during a run: steer (default), queue, interrupt or reject",
+    "GATEWAY_STOP_WORD": "a follow-up that is only this word stops the conversation's run (default stop)",
+    "GATEWAY_ALLOW_BOTS": "on: other bots' messages may start runs and be follow-ups (default off)",
     "SLACK_BOT_TOKEN": "Slack bot token (xoxb-...) the worker replies with",
     "SLACK_APP_DISTRIBUTION": "internal (default), marketplace, or unlisted: distributed outside the "
     "Slack Marketplace, whose thread reads Slack limits to 1 a minute and 15 messages",
@@ -174,6 +179,15 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class FollowUpSettings:
+    """Follow-ups: what they do while a run works (``policy``), the stop word, whether bots count."""
+
+    policy: Literal["steer", "queue", "interrupt", "reject"] = "steer"
+    stop_word: str = "stop"
+    allow_bots: bool = False
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     """Everything a worker is configured with: the shared settings and the worker's own."""
 
@@ -187,6 +201,7 @@ class WorkerSettings:
     github: GitHubSettings
     stripe: StripeSettings
     llm: LLMSettings
+    followups: FollowUpSettings = field(default_factory=FollowUpSettings)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -207,6 +222,7 @@ class WorkerSettings:
             github=_read_github(env, shared),
             stripe=_read_stripe(env),
             llm=_read_llm(env),
+            followups=_read_followups(env),
         )
         _check_cross_settings(settings)
         return settings
@@ -246,6 +262,9 @@ class WorkerSettings:
             "GATEWAY_ALERT_SLACK_CHANNEL": s.alerts.slack_channel or "",
             "GATEWAY_ALERT_FAILED_THRESHOLD": str(s.alerts.failed_threshold),
             "GATEWAY_RECOVER_INTERVAL": str(s.recover_interval),
+            "GATEWAY_FOLLOWUPS": s.followups.policy,
+            "GATEWAY_STOP_WORD": s.followups.stop_word,
+            "GATEWAY_ALLOW_BOTS": "on" if s.followups.allow_bots else "off",
             "SLACK_BOT_TOKEN": s.slack.bot_token or "",
             "SLACK_APP_DISTRIBUTION": s.slack.distribution,
             "SLACK_APP_TOKEN": s.slack.app_token or "",
@@ -307,6 +326,18 @@ def _read_agent(env: Reader) -> str:
     if agent not in ("triage", "llm") and not _AGENT_SPEC.match(agent):
         raise ConfigError("GATEWAY_AGENT", "must be triage, llm or package.module:callable")
     return agent
+
+
+def _read_followups(env: Reader) -> FollowUpSettings:
+    policy = env.choice("GATEWAY_FOLLOWUPS", "STEER", ("STEER", "QUEUE", "INTERRUPT", "REJECT")).lower()
+    word = env.text("GATEWAY_STOP_WORD", "stop").strip().casefold()
+    if not word or any(char.isspace() for char in word) or word.startswith("/"):
+        raise ConfigError("GATEWAY_STOP_WORD", "must be one word, without a leading /")
+    return FollowUpSettings(
+        policy=policy,  # type: ignore[arg-type]
+        stop_word=word,
+        allow_bots=env.choice("GATEWAY_ALLOW_BOTS", "OFF", ("ON", "OFF")) == "ON",
+    )
 
 
 def _read_slack(env: Reader, shared: Reader) -> SlackSettings:

@@ -4,10 +4,13 @@ Each platform package (``handlers.slack``, ``handlers.github``, ``handlers.strip
 itself as a ``WorkerPlatform`` and its job function is ``async def handle(envelope): return await
 run_event(PLATFORM, envelope)``. A run goes:
 
-1. ``to_event(envelope) -> Event``; ``is_ignored(event)`` ends events never worth a run (bots,
-   our own posts);
+1. ``to_event(envelope) -> Event``; ``is_ignored(event)`` ends events never worth a run (our
+   own posts, edits), and so does ``is_bot(event)`` unless ``GATEWAY_ALLOW_BOTS=on``;
+   a follow-up that needs no agent (read by a run, a Stop, "busy") ends here
+   (``handlers.followups.conclude``);
 2. if the delivery's ``ReplyMarker`` says it was already answered (a rerun after a crash), the
-   stored reply is committed again and nothing is posted or run;
+   stored reply is committed again and nothing is posted or run; the follow-ups that answer
+   read count as read again;
 3. ``begin(event, run)``: show that work started (the Slack placeholder) and remember it;
 4. ``enrich(event, run) -> Event``: fetch the facts the agent needs (``Event.facts``);
 5. the agent runs; its progress goes to ``on_progress(event, text, run)`` through a throttled
@@ -18,6 +21,10 @@ run_event(PLATFORM, envelope)``. A run goes:
    ``on_cancel(event, run)`` (the platform shows that the run was stopped); when enrichment or
    the agent fails for good (the runtime will not retry it), ``on_failure(event, run)`` is, so
    nobody waits on a "working on it" that will never change.
+
+A run replacing runs it interrupted (``GATEWAY_FOLLOWUPS=interrupt``) gets their words at the
+end of ``run.history``; ``run.ask`` posts through ``say``. The turns a success appends to the
+session are the event's words, then the follow-ups the agent read, then the answer.
 
 The gateway worker sets the run's context before the job function runs; under a stock ``rq
 worker`` ``handlers.standalone`` builds one from the environment instead.
@@ -31,9 +38,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.types import Envelope
-from handlers import metrics, standalone
+from handlers import followups, metrics, standalone
 from handlers.agent import Event, Reply, Run, Turn
 from handlers.errors import RunCancelled, RunTimedOut
+from handlers.messages import FollowUp
 from handlers.progress import ProgressRelay
 from handlers.recover import Sweep
 from handlers.retry import describe
@@ -63,6 +71,7 @@ __all__ = [
 
 SHOWN_REPLY = 2000
 """Characters of an unposted reply its log line shows."""
+_FOLLOWUPS_READ = "followups_read"  # reply marker field: follow-ups the delivered answer had read
 
 
 def always_configured(services: Services) -> str | None:
@@ -141,6 +150,13 @@ class WorkerPlatform:
     the event (Stripe: the object); ``missing_credentials(services)`` names what to set when
     the platform cannot run at all; ``recover`` is its recovery sweep (``handlers.recover``), for
     platforms that can list what they failed to deliver.
+
+    Follow-ups (``handlers.followups``): ``followup(envelope, stop_word)`` says whether a delivery
+    continues its conversation (and whether it asks to stop); ``is_bot(event)`` whether a bot sent
+    it; ``say(event, text, key, run)`` posts ``text`` into the conversation once per ``key``
+    (questions of ``run.ask``, the "busy" notice), False where it cannot; ``may_stop(event, run)``
+    whether the sender may stop runs there; ``stop_hint`` tells people how to stop a run
+    (``{word}``: the stop word).
     """
 
     name: str
@@ -162,6 +178,11 @@ class WorkerPlatform:
     progress_interval: float = 0.0
     missing_credentials: Callable[[Services], str | None] = always_configured
     recover: Sweep | None = None
+    followup: Callable[[Envelope, str], FollowUp | None] = followups.no_followups
+    is_bot: Callable[[Event], bool] = followups.no_bots
+    say: Callable[[Event, str, str, Run], Awaitable[bool]] = followups.cannot_say
+    may_stop: Callable[[Event, Run], Awaitable[bool]] = followups.anyone_may_stop
+    stop_hint: str = "send `{word}`"
 
 
 async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, Any]:
@@ -174,15 +195,14 @@ async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, A
     context = current() or standalone.context_for(envelope, session_key=platform.session_key)
     event = platform.to_event(envelope)
     run = context.run
-    if platform.is_ignored(event):
-        run.log.info("event ignored", extra={"fields": {"event": event.name}})
-        return {"status": "ignored"}
-    marker = ReplyMarker.for_run(run)
-    earlier = await marker.answered()
-    if earlier is not None:
-        run.log.info("reply already delivered by an earlier attempt; not running again")
-        _commit(context, event, earlier)
-        return {"status": "succeeded", "reply": earlier.text, "already_delivered": True}
+    routed = await followups.state_of(run)
+    early = await _end_early(platform, context, event, routed)
+    if early is not None:
+        return early
+    interrupted = routed[1] if routed is not None and routed[0] == "interrupt" else ""
+    carried = await followups.carried(platform, run, interrupted) if interrupted else []
+    run.history = (*run.history, *carried)
+    followups.bind_ask(platform, event, run)
     missing = platform.missing_credentials(run.services)
     if missing is not None:
         run.log.warning(f"{missing}: the agent sees only the delivery, nothing is fetched or posted")
@@ -205,9 +225,11 @@ async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, A
         metrics.count_reply(platform.name, "failed")
         raise
     metrics.count_reply(platform.name, "posted" if missing is None else "logged")
+    marker = ReplyMarker.for_run(run)
+    await marker.note(**{_FOLLOWUPS_READ: len(run.read_messages)})
     await marker.mark_answered(reply)
     await asyncio.to_thread(_record_reply, platform, run, reply)
-    _commit(context, event, reply)
+    _commit(context, event, reply, carried)
     result: dict[str, Any] = {"status": "succeeded", "reply": reply.text}
     if missing is not None:
         result["note"] = f"{missing}: nothing was fetched for the agent and the reply was not posted"
@@ -215,6 +237,27 @@ async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, A
         # The LLM agent's accounting (model, steps, tokens, tool calls, latency) joins the run record.
         result["accounting"] = dict(reply.data["llm"])
     return result
+
+
+async def _end_early(
+    platform: WorkerPlatform, context: RunContext, event: Event, routed: tuple[str, str] | None
+) -> dict[str, Any] | None:
+    """The result of a job that runs no agent (ignored, a follow-up that needs none, already
+    answered), or ``None`` to go on."""
+    run = context.run
+    if followups.unwanted(platform, event, run.services.settings.followups):
+        run.log.info("event ignored", extra={"fields": {"event": event.name}})
+        return {"status": "ignored"}
+    if routed is not None and routed[0] in followups.ALONE:
+        return await followups.conclude(platform, event, run, *routed)
+    marker = ReplyMarker.for_run(run)
+    earlier = await marker.answered()
+    if earlier is None:
+        return None
+    run.log.info("reply already delivered by an earlier attempt; not running again")
+    run.count_read(int((await marker.load()).get(_FOLLOWUPS_READ) or 0))
+    _commit(context, event, earlier)
+    return {"status": "succeeded", "reply": earlier.text, "already_delivered": True}
 
 
 async def _run_agent(platform: WorkerPlatform, context: RunContext, event: Event) -> Reply:
@@ -251,13 +294,18 @@ def _record_reply(platform: WorkerPlatform, run: Run, reply: Reply) -> None:
     )
 
 
-def _commit(context: RunContext, event: Event, reply: Reply) -> None:
-    context.commit(reply, _turns(event, reply))
+def _commit(context: RunContext, event: Event, reply: Reply, carried: list[Turn] | None = None) -> None:
+    context.commit(reply, [*(carried or ()), *_turns(event, reply, context.run)])
     if context.standalone is not None:
         standalone.save(context.standalone, context)
 
 
-def _turns(event: Event, reply: Reply) -> list[Turn]:
+def _turns(event: Event, reply: Reply, run: Run) -> list[Turn]:
     asked = event.text or event.title or f"{event.name} {event.action or ''}".strip()
     at = runs.utcnow()
-    return [Turn("user", asked, at, event.delivery_id), Turn("assistant", reply.text, at, event.delivery_id)]
+    read = [Turn("user", message.text, at, message.delivery_id) for message in run.read_messages]
+    return [
+        Turn("user", asked, at, event.delivery_id),
+        *read,
+        Turn("assistant", reply.text, at, event.delivery_id),
+    ]

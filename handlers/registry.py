@@ -2,8 +2,8 @@
 
 Each entry is a platform package's ``WorkerPlatform``. Its name matches the web side's
 (``gateway.platforms``; ``api`` runs come from the runs API) and the envelope's ``platform``.
-The runtime gets ``session_key`` from here when the worker starts; nothing imports a platform
-module by name at run time.
+The runtime gets ``session_key`` and ``followup`` from here when the worker starts; nothing
+imports a platform module by name at run time.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from handlers import api, github, slack, stripe
+from handlers import api, followups, github, slack, stripe
+from handlers.config import FollowUpSettings
+from handlers.messages import FollowUp
 from handlers.pipeline import WorkerPlatform
 from handlers.recover import Sweep
 
-__all__ = ["PLATFORMS", "SWEEPS", "session_key"]
+__all__ = ["PLATFORMS", "SWEEPS", "followup", "session_key"]
 
 _REGISTERED: tuple[WorkerPlatform, ...] = (slack.PLATFORM, github.PLATFORM, stripe.PLATFORM, api.PLATFORM)
 
@@ -30,3 +32,10 @@ def session_key(envelope: Mapping[str, Any]) -> str | None:
     """The session of a queued envelope, by its platform; ``None`` for envelopes of no known platform."""
     platform = PLATFORMS.get(str(envelope.get("platform")))
     return platform.session_key(envelope) if platform is not None else None  # type: ignore[arg-type]
+
+
+def followup(envelope: Mapping[str, Any], *, settings: FollowUpSettings) -> FollowUp | None:
+    """The follow-up a queued envelope is (by its platform), or ``None``: not one, unwanted
+    (a bot's, our own), or of no known platform."""
+    platform = PLATFORMS.get(str(envelope.get("platform")))
+    return followups.classify(platform, envelope, settings) if platform is not None else None  # type: ignore[arg-type]

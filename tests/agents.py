@@ -11,8 +11,15 @@ can run differently behaving events:
      "progress": ["a", "b"],  # progress messages sent first
      "progress_every": 0.5,   # seconds between those progress messages (default: all at once)
      "poll_cancel": 5.0,      # loop up to N s on run.cancelled, recording when it was seen
+     "read": 2,               # after sleeping: await run.next_message up to N times ...
+     "read_timeout": 10.0,    # ... waiting up to this long for each (default 10 s)
+     "pending": true,         # after sleeping: take run.pending_messages()
+     "ask": "which one?",     # after sleeping: run.ask(question, read_timeout)
+     "sleep_after": 5.0,      # then sleep this long (cancellable)
      "reply": "text",         # the reply's text (default: "done <delivery id> after N turns")
      "data": {...}}           # the reply's data (Reply.data)
+
+Follow-ups it takes are logged (phase ``message``, with ``text``) and named in the default reply.
 
 Every run appends JSON lines to the Redis list ``test:log`` (start, end, cancel-seen) with the
 delivery id, attempt, pid and time, so tests can see overlaps, reruns and ordering.
@@ -69,14 +76,38 @@ async def scripted(event: Event, run: Run) -> Reply:
         await _poll_cancel(event, run, float(script["poll_cancel"]))
     if script.get("sleep"):
         await asyncio.sleep(float(script["sleep"]))
+    read = await _take_messages(script, event, run)
+    if script.get("sleep_after"):
+        await asyncio.sleep(float(script["sleep_after"]))
     _maybe_fail(script, run)
     record("end", event, run)
-    text = script.get("reply", f"done {event.delivery_id} after {len(run.history)} turns")
+    heard = f"; read: {' | '.join(read)}" if read else ""
+    text = script.get("reply", f"done {event.delivery_id} after {len(run.history)} turns{heard}")
     return Reply(text=str(text), data=dict(script.get("data") or {}))
 
 
+async def _take_messages(script: dict[str, Any], event: Event, run: Run) -> list[str]:
+    """Follow-ups as the script says (``pending``, ``ask``, ``read``), each logged; their texts."""
+    wait = float(script.get("read_timeout", 10.0))
+    taken = list(run.pending_messages()) if script.get("pending") else []
+    if script.get("ask"):
+        answer = await run.ask(str(script["ask"]), wait)
+        taken += [answer] if answer is not None else []
+    for _ in range(int(script.get("read", 0))):
+        message = await run.next_message(timeout=wait)
+        if message is None:
+            break
+        taken.append(message)
+    for message in taken:
+        record(
+            "message", event, run, text=message.text, from_delivery=message.delivery_id, actor=message.actor
+        )
+    return [message.text for message in taken]
+
+
 def blocking(event: Event, run: Run) -> Reply:
-    """A synchronous agent: sleeps in its thread, polling ``run.cancelled``."""
+    """A synchronous agent: sleeps in its thread, polling ``run.cancelled``; with ``pending``, it
+    then takes ``run.pending_messages()``."""
     script: dict[str, Any] = dict(event.payload.get("test") or {})
     record("start", event, run)
     until = time.monotonic() + float(script.get("sleep", 0))
@@ -85,8 +116,11 @@ def blocking(event: Event, run: Run) -> Reply:
             record("cancel-seen", event, run)
             return Reply(text="stopped")
         time.sleep(0.05)
+    taken = run.pending_messages() if script.get("pending") else []
+    for message in taken:
+        record("message", event, run, text=message.text, from_delivery=message.delivery_id)
     record("end", event, run)
-    return Reply(text=f"sync done {event.delivery_id}")
+    return Reply(text=f"sync done {event.delivery_id}; read: {' | '.join(m.text for m in taken)}")
 
 
 async def _poll_cancel(event: Event, run: Run, limit: float) -> None:

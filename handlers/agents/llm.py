@@ -4,7 +4,9 @@ It answers Slack mentions with the thread as context, reviews pull requests and 
 comments, and explains failed payments and disputes. The conversation starts from a per-platform
 system prompt (or ``LLM_SYSTEM_PROMPT``), the session's earlier turns trimmed to
 ``LLM_HISTORY_TOKENS``, and the event; the model then reads what it needs through read-only tools
-(each platform's ``tools`` module) under the run's budgets (``handlers.llm.loop``).
+(each platform's ``tools`` module) under the run's budgets (``handlers.llm.loop``). Follow-ups
+sent while it works join as user turns; where the platform can post into the conversation the
+model may also ``ask_user`` (``handlers.llm.conversation``).
 
 Run accounting (model, steps, tokens, tool calls, latency) is returned in ``Reply.data["llm"]``
 and logged with the run's context.
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 from handlers.agent import Event, Reply, Run
 from handlers.config import LLMSettings
+from handlers.followups import cannot_say
 from handlers.llm.client import ChatClient, ChatConfig
+from handlers.llm.conversation import ask_tool
 from handlers.llm.loop import Budgets, ToolLoop
 from handlers.llm.prompts import build_messages
 from handlers.registry import PLATFORMS
@@ -43,6 +47,8 @@ async def answer(event: Event, run: Run, *, settings: LLMSettings) -> Reply:
     client = ChatClient(ChatConfig.from_settings(llm))
     platform = PLATFORMS.get(event.platform)
     tools = tools_for(event, run.services)
+    if platform is not None and platform.say is not cannot_say:
+        tools.append(ask_tool(run))
     messages = build_messages(
         event,
         run.history,

@@ -9,7 +9,10 @@ numbers in a repository); events without one (push, check suites) use the reposi
 - ``client`` and ``auth``: PyGithub per token (personal, or App installation tokens) and its
   errors as ours;
 - ``tools``: what the ``llm`` agent may read (issues, diffs, files);
-- ``recover``: failed webhook deliveries found and redelivered (``gateway recover github``).
+- ``recover``: failed webhook deliveries found and redelivered (``gateway recover github``);
+- ``conversation``: who may stop a run (``/stop``), comments into the thread (``run.ask``).
+
+Follow-ups: new comments and reviews on the issue or pull request of a working run.
 
 ``handle`` is the job function the ingress names (``handlers.github.handle``).
 """
@@ -19,8 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.types import Envelope
-from handlers.github import client, facts, recover, reply, tools
-from handlers.github.payload import is_ignored, session_key, to_event
+from handlers.github import client, conversation, facts, recover, reply, tools
+from handlers.github.payload import followup, is_bot, is_ignored, session_key, to_event
 from handlers.pipeline import WorkerPlatform, run_event
 from handlers.services import Services
 
@@ -43,6 +46,11 @@ PLATFORM = WorkerPlatform(
     prompt=tools.PROMPT,
     missing_credentials=_missing_credentials,
     recover=recover.SWEEP,
+    followup=followup,
+    is_bot=is_bot,
+    say=conversation.say,
+    may_stop=conversation.may_stop,
+    stop_hint="comment `/{word}`",
 )
 
 

@@ -12,14 +12,17 @@ from typing import Any
 
 from gateway.types import Envelope
 from handlers.agent import Event
+from handlers.messages import FollowUp, Message
 from handlers.payload import as_dict
 from handlers.state.replies import is_ours
 from handlers.state.sessions import build_key
 
 __all__ = [
     "PLATFORM",
+    "followup",
     "head_sha",
     "installation_id",
+    "is_bot",
     "is_ignored",
     "is_pull",
     "is_review_comment",
@@ -30,6 +33,13 @@ __all__ = [
 ]
 
 PLATFORM = "github"
+_COMMENTS = frozenset(
+    {
+        ("issue_comment", "created"),
+        ("pull_request_review_comment", "created"),
+        ("pull_request_review", "submitted"),
+    }
+)
 
 
 def repository(payload: Mapping[str, Any]) -> str | None:
@@ -108,9 +118,33 @@ def to_event(envelope: Envelope) -> Event:
 
 
 def is_ignored(event: Event) -> bool:
-    """Events sent by bots (our own App's comments included) never start a run, nor do comments
-    carrying our delivery marker (with a personal token our comments come from a ``User``)."""
-    sender = as_dict(event.payload.get("sender"))
-    if sender.get("type") == "Bot" or str(sender.get("login", "")).endswith("[bot]"):
-        return True
+    """Comments carrying our delivery marker (everything this gateway posts; with a personal
+    token they come from a ``User``) never start a run nor count as follow-ups."""
     return is_ours(as_dict(event.payload.get("comment")).get("body"))
+
+
+def is_bot(event: Event) -> bool:
+    """Sent by a bot: a GitHub App (our own included) or a bot account."""
+    sender = as_dict(event.payload.get("sender"))
+    return sender.get("type") == "Bot" or str(sender.get("login", "")).endswith("[bot]")
+
+
+def followup(envelope: Envelope, stop_word: str) -> FollowUp | None:
+    """A new comment (or review) on the issue or pull request: its text, and a stop when it is
+    just ``/<stop word>``; ``None`` for other events."""
+    if (envelope["event"], envelope["action"]) not in _COMMENTS:
+        return None
+    payload = envelope["payload"]
+    body = as_dict(payload.get("comment")).get("body") or as_dict(payload.get("review")).get("body")
+    if not isinstance(body, str) or not body.strip():
+        return None
+    text = body.strip()
+    login = as_dict(payload.get("sender")).get("login")
+    message = Message(
+        text=text,
+        actor=str(login) if login else None,
+        platform=PLATFORM,
+        delivery_id=envelope["delivery_id"],
+        received_at=envelope["received_at"],
+    )
+    return FollowUp(message, stop=text.casefold() == f"/{stop_word}")

@@ -9,7 +9,8 @@ it for good (``ConversationRefused``): the work done is kept, nothing is retried
 ``max_tokens`` (``finish_reason: "length"``) is posted as far as it goes and says it was cut; its
 tool calls, likely cut mid-arguments, are not run. An unusable answer (nothing said, tool calls that
 cannot be read) becomes an error reply. Every step and every tool call is reported with
-``run.progress``.
+``run.progress``. Follow-ups people sent while the run works join the conversation as user
+turns before each model call (``handlers.llm.conversation``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from handlers.errors import (
 from handlers.llm.accounting import Accounting, Ending
 from handlers.llm.client import ChatClient
 from handlers.llm.completion import Completion, ToolCall
+from handlers.llm.conversation import follow_up_turns
 from handlers.llm.memory import ESTIMATOR, TokenEstimator
 from handlers.tools import Tool, cap
 
@@ -88,6 +90,7 @@ class ToolLoop:
             ending = self._budget_spent(messages)
             if ending:
                 return self._stopped(ending)
+            messages.extend(follow_up_turns(self._run))
             final = step == self.budgets.max_steps - 1
             if final and step > 0:
                 messages.append({"role": "user", "content": _WRAP_UP})

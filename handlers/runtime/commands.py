@@ -82,7 +82,9 @@ def _cancel_waiting(connection: redis.Redis, job: Job, key: str | None) -> None:
 
 
 class CommandListener(threading.Thread):
-    """Listens for cancellations and RQ worker commands; hands them to the event loop."""
+    """Listens for cancellations and RQ worker commands, and with ``on_inbox`` for runs whose
+    inbox grew (``keys.INBOX_CHANNEL``, ``handlers.runtime.steering``): one pub/sub connection
+    per worker; hands each to the event loop."""
 
     def __init__(
         self,
@@ -91,12 +93,15 @@ class CommandListener(threading.Thread):
         *,
         on_stop: Callable[[str], object],
         on_shutdown: Callable[[], object],
+        on_inbox: Callable[[str], object] | None = None,
     ) -> None:
         super().__init__(name="gateway-commands", daemon=True)
         self.connection = connection
-        self.channels = (keys.CANCEL_CHANNEL, PUBSUB_CHANNEL_TEMPLATE % worker_name)
+        inbox = (keys.INBOX_CHANNEL,) if on_inbox is not None else ()
+        self.channels = (keys.CANCEL_CHANNEL, PUBSUB_CHANNEL_TEMPLATE % worker_name, *inbox)
         self.on_stop = on_stop
         self.on_shutdown = on_shutdown
+        self.on_inbox = on_inbox
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -131,6 +136,9 @@ class CommandListener(threading.Thread):
     def _dispatch(self, channel: str, data: str) -> None:
         if channel == keys.CANCEL_CHANNEL:
             self.on_stop(data)
+            return
+        if channel == keys.INBOX_CHANNEL and self.on_inbox is not None:
+            self.on_inbox(data)
             return
         try:
             payload = json.loads(data)

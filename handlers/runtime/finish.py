@@ -27,9 +27,10 @@ from handlers.agent import Turn
 from handlers.runtime.ledger import LOCK_MS, Claim
 from handlers.runtime.scripts import HANDOFF, SETTLE_REPLY
 from handlers.state import keys, runs, sessions
+from handlers.state.inbox import Inbox
 from handlers.state.replies import ANSWERED
 
-__all__ = ["Finisher"]
+__all__ = ["FINISHED_KEPT", "Finisher"]
 
 logger = logging.getLogger("handlers.runtime")
 
@@ -46,6 +47,7 @@ class Finisher:
         self.worker_key = worker_key
         self._handoff = connection.register_script(HANDOFF)
         self._settle_reply = connection.register_script(SETTLE_REPLY)
+        self._inbox = Inbox(connection)
 
     def succeed(self, claim: Claim, result: Mapping[str, Any], *, reply: str, turns: Iterable[Turn]) -> bool:
         """Finished: RQ ``finished``, history appended, session handed on, the run record updated.
@@ -170,6 +172,8 @@ class Finisher:
         if claim.session_key is None:
             return
         sid = sessions.session_id(claim.session_key)
+        # Follow-ups it read are done, the others run on their own: decided with this ending.
+        self._inbox.settle(pipe, claim.job_id, sid, read=claim.mailbox.read, kept=FINISHED_KEPT)
         self._handoff(
             keys=[keys.session_lock(sid), keys.session_wait(sid), keys.SESSIONS_WAITING],
             args=[claim.job_id, RQ_KEY_PREFIX, LOCK_MS, sid],

@@ -26,8 +26,11 @@ from rq.serializers import JSONSerializer
 from rq.utils import as_text
 
 from handlers.agent import Turn
+from handlers.messages import Mailbox
 from handlers.runtime.scripts import CLAIM
+from handlers.runtime.steering import Router, load
 from handlers.state import keys, runs, sessions
+from handlers.state.inbox import Routing
 
 __all__ = ["HELD_TTL", "LOCK_MS", "Claim", "Ledger", "SessionKey", "session_key_for"]
 
@@ -57,6 +60,8 @@ class Claim:
     history: tuple[Turn, ...] = ()
     cancel_requested: bool = False
     started_at: float = field(default_factory=time.time)
+    mailbox: Mailbox = field(default_factory=Mailbox)
+    """The follow-ups this attempt received (``handlers.runtime.steering`` fills it)."""
 
     @property
     def job_id(self) -> str:
@@ -75,12 +80,14 @@ class Ledger:
         queues: list[Queue],
         execution_ttl: int,
         session_key: SessionKey,
+        router: Router | None = None,
     ) -> None:
         self.connection = connection
         self.worker_name = worker_name
         self.queues = queues
         self.execution_ttl = execution_ttl
         self.session_key = session_key
+        self.router = router
         self._claim = connection.register_script(CLAIM)
 
     def take(self, timeout: float, stopping: threading.Event | None = None) -> Claim | None:
@@ -99,14 +106,33 @@ class Ledger:
                     return None
                 continue
             claim = self._try_claim(*head)
-            if claim is not None:
+            if isinstance(claim, Claim):
                 return claim
             if time.monotonic() >= deadline:
                 return None
         return None
 
+    def take_followups(self, limit: int = 20) -> list[Claim]:
+        """While every slot is busy: route the follow-ups at the heads of the queues.
+
+        Each is steered into its run's inbox, or claimed when it needs no agent (closing one
+        that was read, a Stop, a "busy" notice): those claims are returned, to run outside the
+        concurrency limit. Stops at each queue's first head that needs a slot.
+        """
+        taken: list[Claim] = []
+        for queue in self.queues if self.router is not None else ():
+            for _ in range(limit):
+                head = self.connection.lindex(queue.key, 0)
+                outcome = self._try_claim(queue, as_text(head), slotless=True) if head else None
+                if outcome is None:
+                    break
+                if isinstance(outcome, Claim):
+                    taken.append(outcome)
+        return taken
+
     def start(self, claim: Claim) -> None:
-        """Mark the claimed job started (RQ execution, status, run record); load its history."""
+        """Mark the claimed job started (RQ execution, status, run record); load its history and
+        the follow-ups already in its inbox."""
         job = claim.job
         with self.connection.pipeline() as pipe:
             claim.execution = Execution.create(
@@ -136,6 +162,8 @@ class Ledger:
         claim.started_at = time.time()
         if claim.session_key is not None:
             claim.history = sessions.load_history(self.connection, claim.session_key)
+        if self.router is not None:  # follow-ups already waiting are there when the agent starts
+            load(self.router.inbox, claim.job_id, claim.mailbox)
 
     def queued_work(self) -> int:
         """Jobs waiting in this worker's queues or scheduled for a retry (for ``--burst``)."""
@@ -164,14 +192,28 @@ class Ledger:
         time.sleep(min(timeout, 0.05))
         return True
 
-    def _try_claim(self, queue: Queue, job_id: str) -> Claim | None:
+    def _try_claim(self, queue: Queue, job_id: str, *, slotless: bool = False) -> Claim | bool | None:
+        """Claim ``job_id``, the head of ``queue``: the claim, or False when it was parked,
+        steered or dropped on the way. ``slotless``: only follow-ups that need no slot, else
+        ``None`` (nothing done)."""
         job = _fetch(self.connection, job_id)
         if job is None:
             # Like RQ's dequeue: an id whose job hash is gone (or unreadable) is dropped.
             self.connection.lrem(queue.key, 1, job_id)
             logger.warning("dropped a queue entry without a job", extra={"fields": {"job_id": job_id}})
-            return None
+            return False
         key = session_key_for(job, self.session_key)
+        routing = self.router.route(queue, job, key) if self.router is not None and key else None
+        if slotless and (routing is None or routing.verdict == "claim"):
+            return None
+        if routing is not None and routing.verdict != "claim":
+            if routing.verdict != "alone":
+                return self._routed(job_id, routing)
+            key = None  # read, Stop, busy: claimed without the conversation, which stays with its run
+        return self._claim_job(queue, job, key)
+
+    def _claim_job(self, queue: Queue, job: Job, key: str | None) -> Claim | bool:
+        job_id = job.id
         sid = sessions.session_id(key) if key is not None else ""
         token = f"{self.worker_name}|{uuid.uuid4().hex}"
         arrival = job.created_at.timestamp() if job.created_at else time.time()
@@ -207,8 +249,14 @@ class Ledger:
                 "dropped a stale queue entry", extra={"fields": {"job_id": job_id, "why": verdict}}
             )
         if verdict != "claimed":
-            return None
+            return False
         return Claim(job=job, queue=queue, token=token, session_key=key)
+
+    def _routed(self, job_id: str, routing: Routing) -> bool:
+        if routing.verdict == "steered":
+            note = f"follow-up handed to run {routing.run}, which is working on its conversation"
+            runs.write(self.connection, job_id, status="queued", note=note)
+        return False
 
 
 def session_key_for(job: Job, session_key: SessionKey) -> str | None:

@@ -181,6 +181,7 @@ class Runner:
             log=log,
             on_progress=lambda text: loop.call_soon_threadsafe(self._record_progress, claim.job_id, text),
             services=self._services,
+            mailbox=claim.mailbox,
         )
         return RunContext(
             job_id=claim.job_id,

@@ -8,6 +8,11 @@ lease and RQ heartbeats, reap dead workers, move due retries and unstick session
 ``recover_interval`` seconds, one sweeper at a time across all workers) sweep the platforms for
 deliveries they could not get to us (``handlers.recover``).
 
+Follow-ups (``steering``): every job taken is routed by ``GATEWAY_FOLLOWUPS``; while every
+slot is busy, the loop still routes the follow-ups at the heads of the queues every
+``FOLLOWUP_POLL`` s. The command listener also hears which runs' inboxes grew, and the loop
+fills those runs' mailboxes.
+
 Signals: the first SIGTERM/SIGINT (or RQ's shutdown command) stops taking jobs, lets running
 ones finish for ``grace`` seconds, then stops and requeues what is left. A second signal
 requeues everything still held at once and exits with 1.
@@ -47,8 +52,9 @@ from handlers.recover import Sweep, sweep_due
 from handlers.retry import RetryPolicy, describe
 from handlers.runtime.commands import CommandListener
 from handlers.runtime.finish import Finisher
-from handlers.runtime.ledger import Ledger, SessionKey
+from handlers.runtime.ledger import Claim, Ledger, SessionKey
 from handlers.runtime.runner import Active, Runner
+from handlers.runtime.steering import FollowUpOf, Router, load
 from handlers.runtime.upkeep import Upkeep
 from handlers.services import Services
 
@@ -68,6 +74,10 @@ class Chore(Protocol):
 
     async def __call__(self) -> None:
         """Do it once; an exception is logged and the next turn comes anyway."""
+
+
+FOLLOWUP_POLL = 0.1
+"""Seconds between passes over the queue heads for follow-ups while every slot is busy."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,9 @@ class Worker:
     ``services`` (the settings and shared clients, built once at start) reaches every run;
     ``session_key`` names the session of a queued envelope (``handlers.registry.session_key``);
     ``sweeps`` are the platforms' recovery sweeps (``handlers.registry.SWEEPS``);
-    ``chores`` are the caller's own periodic tasks (the model probe, alerts), run beside upkeep.
+    ``chores`` are the caller's own periodic tasks (the model probe, alerts), run beside upkeep;
+    ``followup_of`` says which envelopes are follow-ups (``handlers.registry.followup`` with the
+    settings; ``None``: none are, every delivery queues as before).
     """
 
     def __init__(
@@ -106,6 +118,7 @@ class Worker:
         session_key: SessionKey,
         sweeps: Sequence[Sweep] = (),
         chores: Sequence[Chore] = (),
+        followup_of: FollowUpOf | None = None,
     ) -> None:
         self.options = options
         self.chores = tuple(chores)
@@ -131,12 +144,15 @@ class Worker:
             serializer=JSONSerializer,
         )
         execution_ttl = max(60, int(options.lease_ttl * 3 + options.reap_interval * 2))
+        policy = services.settings.followups.policy
+        self.router = Router(self.connection, policy=policy, followup_of=followup_of) if followup_of else None
         self.ledger = Ledger(
             self.connection,
             worker_name=self.name,
             queues=queues,
             execution_ttl=execution_ttl,
             session_key=session_key,
+            router=self.router,
         )
         finisher = Finisher(self.connection, worker_name=self.name, worker_key=self.rq_worker.key)
         self.upkeep = Upkeep(
@@ -162,6 +178,7 @@ class Worker:
         self._signals = 0
         self._redis_down_since: float | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._loads: set[asyncio.Future[int]] = set()
 
     def run(self) -> int:
         """Work until stopped; returns the process exit code."""
@@ -179,6 +196,7 @@ class Worker:
             self.name,
             on_stop=lambda job_id: loop.call_soon_threadsafe(self.runner.stop, job_id),
             on_shutdown=lambda: loop.call_soon_threadsafe(self._on_signal),
+            on_inbox=None if self.router is None else self._on_inbox(loop),
         )
         listener.start()
         timers = [asyncio.create_task(self._every(interval, action)) for interval, action in self._timers()]
@@ -224,12 +242,21 @@ class Worker:
             self.runner.launch(claim, on_done=slots.release)
 
     async def _acquire(self, slots: asyncio.Semaphore) -> bool:
-        """Wait for a free slot; False once the worker is stopping (the slot is not kept)."""
+        """Wait for a free slot; False once the worker is stopping (the slot is not kept).
+
+        While waiting, follow-ups at the queue heads are still routed (they need no slot).
+        """
         assert self._stop is not None
         if self._stop.is_set():
             return False
         acquire, stop = asyncio.ensure_future(slots.acquire()), asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            done, _ = await asyncio.wait(
+                {acquire, stop}, timeout=FOLLOWUP_POLL, return_when=asyncio.FIRST_COMPLETED
+            )
+            if done:
+                break
+            await self._take_followups()
         stop.cancel()
         if not acquire.done():
             acquire.cancel()
@@ -238,6 +265,41 @@ class Worker:
             slots.release()
             return False
         return True
+
+    async def _take_followups(self) -> None:
+        if self.router is None or self._stopping.is_set():
+            return
+        try:
+            claims = await self._call(self.ledger.take_followups)
+        except redis.RedisError as exc:  # the next poll tries again
+            self._redis_failed("routing follow-ups", exc)
+            return
+        self._redis_answered()
+        for claim in claims:
+            self.runner.launch(claim, on_done=lambda: None)  # no agent runs: no slot is taken
+
+    def _on_inbox(self, loop: asyncio.AbstractEventLoop) -> Callable[[str], object]:
+        """What the listener's thread calls when a run's inbox grew: load it on the loop."""
+        return lambda job_id: loop.call_soon_threadsafe(self._load_inbox, job_id)
+
+    def _load_inbox(self, job_id: str) -> None:
+        """On the loop: the inbox of ``job_id`` grew; load it if the run is here."""
+        for claim in self.runner.claims():
+            if claim.job_id == job_id:
+                self._load_mailbox(claim)
+
+    def _load_mailbox(self, claim: Claim) -> None:
+        if self.router is None:
+            return
+        task = asyncio.ensure_future(self._call(load, self.router.inbox, claim.job_id, claim.mailbox))
+        self._loads.add(task)
+        task.add_done_callback(self._loaded)
+
+    def _loaded(self, task: asyncio.Future[int]) -> None:
+        self._loads.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, redis.RedisError):  # the next heartbeat loads them again
+            self._redis_failed("loading follow-ups", error)
 
     def _timers(self) -> list[tuple[float, Callable[[], Any]]]:
         timers: list[tuple[float, Callable[[], Any]]] = [
@@ -270,6 +332,8 @@ class Worker:
             self.upkeep.cancel_requested, [c.job_id for c in self.runner.claims()]
         ):
             self.runner.stop(job_id)
+        for claim in self.runner.claims():  # a pub/sub message may have been missed
+            self._load_mailbox(claim)
 
     def _reap(self) -> None:
         self.upkeep.reap()

@@ -12,7 +12,10 @@ message) belongs to that message's thread.
   escaping and Markdown to mrkdwn; ``blocks``: Block Kit's limits;
 - ``client``: the Web API client and slack-sdk's errors as ours; ``budget``: Slack's rate limits
   as one budget per workspace and method, shared by every worker through Redis;
-- ``thread``: reading a thread page by page; ``tools``: what the ``llm`` agent may read (the thread).
+- ``thread``: reading a thread page by page; ``tools``: what the ``llm`` agent may read (the thread);
+- ``conversation``: the placeholder's Stop button, and posting into the thread (``run.ask``).
+
+Follow-ups: a mention or direct message in the thread of a working run, and its Stop button.
 
 ``handle`` is the job function the ingress names (``handlers.slack.handle``).
 """
@@ -27,8 +30,8 @@ from handlers.config import WorkerSettings
 from handlers.pipeline import WorkerPlatform, run_event
 from handlers.runtime.context import current
 from handlers.services import Services, for_settings
-from handlers.slack import client, facts, installs, reply, tools
-from handlers.slack.payload import is_ignored, session_key, to_event
+from handlers.slack import client, conversation, facts, installs, reply, tools
+from handlers.slack.payload import followup, is_bot, is_ignored, session_key, to_event
 
 __all__ = ["PLATFORM", "handle", "session_key"]
 
@@ -59,6 +62,10 @@ PLATFORM = WorkerPlatform(
     prompt=tools.PROMPT,
     progress_interval=reply.PROGRESS_INTERVAL,
     missing_credentials=_missing_credentials,
+    followup=followup,
+    is_bot=is_bot,
+    say=conversation.say,
+    stop_hint="press Stop or mention me with just `{word}`",
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.types import Envelope
 from handlers.agent import Event
+from handlers.messages import FollowUp, Message
 from handlers.payload import as_dict
 from handlers.slack.format import escape
 from handlers.state.sessions import build_key
@@ -21,9 +22,13 @@ from handlers.state.sessions import build_key
 __all__ = [
     "PLATFORM",
     "Target",
+    "STOP_ACTION",
     "event_thread",
+    "followup",
     "interaction_thread",
+    "is_bot",
     "is_ignored",
+    "spoken_text",
     "session_key",
     "target_of",
     "team_of",
@@ -31,7 +36,11 @@ __all__ = [
 ]
 
 PLATFORM = "slack"
-_IGNORED_SUBTYPES = frozenset({"bot_message", "message_changed", "message_deleted", "channel_join"})
+STOP_ACTION = "gateway_stop"
+"""``action_id`` of the Stop button on a run's placeholder; its ``value`` is the run's job id."""
+_IGNORED_SUBTYPES = frozenset({"message_changed", "message_deleted", "channel_join"})
+_CONVERSATION_EVENTS = frozenset({"app_mention", "message.im"})
+_LEADING_MENTIONS = re.compile(r"^(?:\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s,:]*)+")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 
@@ -107,14 +116,59 @@ def to_event(envelope: Envelope) -> Event:
 
 
 def is_ignored(event: Event) -> bool:
-    """Bot messages (including our own), edits and deletions never start a run."""
+    """Our own messages, edits, deletions and joins never start a run nor count as follow-ups."""
     if event.meta.get("kind") != "event":
         return False
     inner = as_dict(event.payload.get("event"))
-    if inner.get("bot_id") or inner.get("subtype") in _IGNORED_SUBTYPES:
-        return True
-    bots = {a.get("user_id") for a in event.payload.get("authorizations") or [] if as_dict(a).get("is_bot")}
-    return inner.get("type") == "message" and inner.get("user") in bots
+    return inner.get("subtype") in _IGNORED_SUBTYPES or _is_own(event.payload, inner)
+
+
+def is_bot(event: Event) -> bool:
+    """A message a bot sent (an app, a legacy integration), ours or another's."""
+    inner = as_dict(event.payload.get("event")) if event.meta.get("kind") == "event" else {}
+    return bool(inner.get("bot_id")) or inner.get("subtype") == "bot_message"
+
+
+def _is_own(payload: Mapping[str, Any], inner: Mapping[str, Any]) -> bool:
+    """Sent by this app: its bot user (``authorizations``) or its app id."""
+    bots = {a.get("user_id") for a in payload.get("authorizations") or [] if as_dict(a).get("is_bot")}
+    app = payload.get("api_app_id")
+    apps = {inner.get("app_id"), as_dict(inner.get("bot_profile")).get("app_id")}
+    return inner.get("user") in bots or (app is not None and app in apps)
+
+
+def spoken_text(text: str | None) -> str:
+    """What a person said to the bot: ``text`` without the mentions it starts with."""
+    return _LEADING_MENTIONS.sub("", text or "").strip()
+
+
+def followup(envelope: Envelope, stop_word: str) -> FollowUp | None:
+    """A mention or direct message in a thread (its words, without the leading mention), or
+    the Stop button of a placeholder; ``None`` for anything else."""
+    payload, kind = envelope["payload"], envelope["meta"].get("kind")
+    if kind == "interactive":
+        actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
+        action = as_dict(actions[0]) if actions else {}
+        if payload.get("type") != "block_actions" or action.get("action_id") != STOP_ACTION:
+            return None
+        who = as_dict(payload.get("user")).get("id")
+        target = action.get("value")
+        return FollowUp(_message(envelope, stop_word, who), stop=True, target=str(target) if target else None)
+    if kind != "event" or envelope["event"] not in _CONVERSATION_EVENTS:
+        return None
+    inner = as_dict(payload.get("event"))
+    text = spoken_text(inner.get("text"))
+    return FollowUp(_message(envelope, text, inner.get("user")), stop=text.casefold() == stop_word)
+
+
+def _message(envelope: Envelope, text: str, user: object) -> Message:
+    return Message(
+        text=text,
+        actor=f"<@{user}>" if user else None,
+        platform=PLATFORM,
+        delivery_id=envelope["delivery_id"],
+        received_at=envelope["received_at"],
+    )
 
 
 def target_of(event: Event) -> Target | None:

@@ -21,6 +21,10 @@ every worker. A ``response_url`` takes 5 posts within 30 minutes of the command
 reply record, and past either limit the answer goes in the channel when the bot may post there;
 otherwise the run record says why it was not posted.
 
+While the run works, the placeholder and its progress edits carry a Stop button
+(``handlers.slack.conversation``); the answer, a failure, a timeout or "Stopped by ..." replace
+it (a text-only ``chat.update`` drops a message's blocks).
+
 Without ``SLACK_BOT_TOKEN`` nothing is posted: the reply is logged and kept in the run record
 (as ``gateway dev`` runs with no tokens).
 """
@@ -33,13 +37,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from handlers import clients
+from handlers import clients, followups
 from handlers.agent import Event, Reply, Run
 from handlers.errors import PermanentError
 from handlers.payload import as_dict
 from handlers.pipeline import log_delivery, log_timeout, record_undelivered
 from handlers.retry import describe
 from handlers.slack.client import budget_for, call, is_configured, respond, web_client
+from handlers.slack.conversation import working_blocks
 from handlers.slack.format import clip_mrkdwn, to_mrkdwn
 from handlers.slack.payload import Target, target_of, team_of
 from handlers.slack.render import Message, message
@@ -54,6 +59,7 @@ __all__ = [
     "RESPONSE_URL_USES",
     "RESPONSE_URL_WINDOW",
     "STOPPED",
+    "STOPPED_BY",
     "begin",
     "deliver",
     "on_cancel",
@@ -69,6 +75,7 @@ FAILED = (
     " An operator can look it up: `gateway runs show {job_id}`."
 )
 STOPPED = ":octagonal_sign: Stopped before it finished."
+STOPPED_BY = ":octagonal_sign: Stopped by {who} before it finished."
 METADATA_TYPE = "gateway_reply"
 # At most one progress edit per message per 1.5 s; the workspace's budget bounds them all together.
 PROGRESS_INTERVAL = 1.5
@@ -89,7 +96,8 @@ async def begin(event: Event, run: Run) -> None:
         return  # an earlier attempt posted it: progress and the answer edit that message
     ts = await _find_posted(event, target, run) if run.attempt > 1 else None
     try:
-        placeholder = {"text": target.header + PLACEHOLDER}
+        text = target.header + PLACEHOLDER
+        placeholder = {"text": text, "blocks": working_blocks(text, run.job_id)}
         ts = ts or await _post(event, target, placeholder, run, deadline=run.deadline)
     except PermanentError as exc:
         if target.response_url and _cannot_post(exc):
@@ -100,8 +108,8 @@ async def begin(event: Event, run: Run) -> None:
 
 
 async def on_progress(event: Event, text: str, run: Run) -> None:
-    """Edit the placeholder to show ``text``: one try, and only while the workspace's budget has
-    room for it beside the answers (otherwise this progress is dropped)."""
+    """Edit the placeholder to show ``text``, keeping its Stop button: one try, and only while the
+    workspace's budget has room for it beside the answers (otherwise this progress is dropped)."""
     record = await ReplyMarker.for_run(run).load()
     if not record.get("slack_ts"):
         return
@@ -110,8 +118,9 @@ async def on_progress(event: Event, text: str, run: Run) -> None:
         run.log.debug("progress edit dropped: the workspace's chat.update budget is low")
         return
     pacer = budget.pacer(team, "chat.update", taken=True)
-    text = f":hourglass_flowing_sand: {to_mrkdwn(text)}"
-    await _edit(event, record, {"text": _clipped(event, text)}, run, policy=clients.NO_RETRY, pacer=pacer)
+    shown = _clipped(event, f":hourglass_flowing_sand: {to_mrkdwn(text)}")
+    body = {"text": shown, "blocks": working_blocks(shown, run.job_id)}
+    await _edit(event, record, body, run, policy=clients.NO_RETRY, pacer=pacer)
 
 
 async def deliver(event: Event, reply: Reply, run: Run) -> None:
@@ -153,13 +162,17 @@ def preview(reply: Reply) -> str:
 
 
 async def on_cancel(event: Event, run: Run) -> None:
-    """Replace the placeholder with a note that the run was stopped (nothing else is posted)."""
-    await _note_in_placeholder(event, STOPPED, run)
+    """Replace the placeholder with a note that the run was stopped, and by whom when someone in
+    a conversation stopped it (nothing else is posted)."""
+    if is_configured(run.services):
+        who = await followups.stopped_by(run)
+        await _note_in_placeholder(event, STOPPED_BY.format(who=who) if who else STOPPED, run)
 
 
 async def _note_in_placeholder(event: Event, text: str, run: Run) -> None:
     """Show ``text`` (mrkdwn) after the command header in this delivery's placeholder, if one was
-    posted; the whole edit is clipped to 3,000 characters."""
+    posted; the whole edit is clipped to 3,000 characters. Sent as text alone, it drops the Stop
+    button."""
     if not is_configured(run.services):
         return
     record = await ReplyMarker.for_run(run).load()

@@ -29,12 +29,15 @@ from gateway.keys import (
 
 SESSIONS_WAITING = f"{PREFIX}:sessions:waiting"
 """Set of session ids that have parked events; the reaper unsticks orphaned ones."""
+INBOX_CHANNEL = f"{PREFIX}:inbox"
+"""Pub/sub channel carrying the job id of a run whose inbox just got a follow-up."""
 
 __all__ = [
     "ALERTS",
     "CANCEL_CHANNEL",
     "DELIVERIES",
     "EVENTS",
+    "INBOX_CHANNEL",
     "MODEL_HEALTH",
     "PREFIX",
     "RQ_JOB",
@@ -43,10 +46,13 @@ __all__ = [
     "SESSIONS_WAITING",
     "WORKERS",
     "alert_gate",
+    "asking",
     "cancel",
     "claim",
     "claimed",
+    "followup",
     "held",
+    "inbox",
     "last_sweep",
     "lease",
     "recover_lock",
@@ -121,3 +127,21 @@ def slack_budget(team: str, method: str, scope: str = "") -> str:
 def slack_pause(team: str, method: str, scope: str = "") -> str:
     """Exists while Slack's last ``Retry-After`` for that method and workspace runs (PX TTL)."""
     return f"{PREFIX}:slack:pause:{team}:{method}:{scope}"
+
+
+def inbox(job_id: str) -> str:
+    """List of the follow-ups handed to run ``job_id`` (JSON: the follow-up's job id and message),
+    oldest first; after the run ends, only those it read."""
+    return f"{PREFIX}:inbox:{job_id}"
+
+
+def followup(job_id: str) -> str:
+    """Hash: what became of follow-up ``job_id``: ``state`` (``inbox``, ``read``, ``unread``,
+    ``stop``, ``busy``, ``interrupt``) and ``run``, the run it went to or concerns."""
+    return f"{PREFIX}:followup:{job_id}"
+
+
+def asking(job_id: str) -> str:
+    """Set (with a TTL) while run ``job_id`` waits for the answer to a question it asked: the next
+    follow-up of its conversation goes to it whatever the policy."""
+    return f"{PREFIX}:asking:{job_id}"

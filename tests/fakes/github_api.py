@@ -36,6 +36,9 @@ DEFAULT_TOKEN = "ghp_fakepersonaltoken"
 TOKEN_LIFETIME = 3600
 DEFAULT_PERMISSIONS = {"issues": "write", "pull_requests": "write", "checks": "write", "metadata": "read"}
 _BAD_JWT = "A JSON web token could not be decoded"
+ROLES = ("admin", "maintain", "write", "triage", "read")
+# The permission endpoint's legacy names: maintain is reported as write, triage as read.
+_LEGACY = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}
 # "The time must be no more than 10 minutes into the future" (GitHub's JWT page).
 _JWT_MAX_AHEAD = 600
 
@@ -109,6 +112,7 @@ class GitHubFake(HookDeliveries, FakeServer):
         self._init_hooks()
         self.clock = time.time  # what the manifest flow's one-hour limit is measured with
         self.manifests = ManifestApps(self._ids, lambda: self.clock())
+        self._roles: dict[tuple[str, str], str] = {}
         super().__init__(prefix=prefix)
 
     @property
@@ -130,6 +134,7 @@ class GitHubFake(HookDeliveries, FakeServer):
             route("GET", f"{repo}/pulls/{{number}}/files", self._list_files),
             route("POST", f"{repo}/check-runs", self._create_check_run),
             route("PATCH", f"{repo}/check-runs/{{id}}", self._edit_check_run),
+            route("GET", f"{repo}/collaborators/{{username}}/permission", self._get_permission),
             route("GET", "/rate_limit", lambda request: Reply(200, shapes.rate_limit_obj())),
             route("GET", "/app", self._get_app, public=True),
             route("POST", "/app/installations/{id}/access_tokens", self._create_token, public=True),
@@ -173,6 +178,14 @@ class GitHubFake(HookDeliveries, FakeServer):
             pull = {"id": next(self._ids), "head": "feature", "base": "main", "draft": False}
             pull |= {"head_sha": secrets.token_hex(20)} | fields | {"files": [_file(f) for f in files]}
             self._issues[(full_name, number)]["pull"] = pull
+
+    def seed_collaborator(self, full_name: str, login: str, role: str) -> None:
+        """Give ``login`` the repository role ``role`` (``ROLES``)."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        with self._cond:
+            self._repo(full_name)
+            self._roles[(full_name, login.lower())] = role
 
     def seed_comment(self, full_name: str, number: int, body: str, *, user: str = "octocat") -> int:
         """An earlier comment on issue ``number``; returns its id."""
@@ -347,6 +360,17 @@ class GitHubFake(HookDeliveries, FakeServer):
         issue["labels"] += [name for name in names if name not in issue["labels"]]
         labels = [shapes.label_obj(request.base_url, issue["repo"], name) for name in issue["labels"]]
         return Reply(200, labels)
+
+    def _get_permission(self, request: Request) -> Reply:
+        """A collaborator's permission: the legacy name and the role; people with no role have
+        ``read`` on a public repository and ``none`` on a private one."""
+        full_name, login = _full_name(request), request.params["username"]
+        repo = self._repos.get(full_name)
+        if repo is None:
+            return _error(404)
+        role = self._roles.get((full_name, login.lower())) or ("none" if repo["private"] else "read")
+        body = {"permission": _LEGACY.get(role, "none"), "role_name": role}
+        return Reply(200, body | {"user": shapes.user_obj(login, base=request.base_url)})
 
     # -- pull requests and check runs ------------------------------------------------------------
 

@@ -6,6 +6,8 @@ rate limits are HTTP 429 with ``Retry-After`` (each method's tier per workspace,
 string or the body. The documented limits it enforces (``slack_rules``; sources in README.md): Block
 Kit sizes, text truncation, ``conversations.replies`` paging and ``limit``, response-URL use count
 and expiry, and the tiers; ``distribution="unlisted"`` is an app outside the Slack Marketplace.
+A ``chat.update`` with text and no blocks drops the message's blocks, as Slack's does; ``press``
+gives the ``block_actions`` payload of a button press (``slack_interactions``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from tests.fakes import slack_interactions
 from tests.fakes import slack_rules as rules
 from tests.fakes.server import FakeServer, Handler, Reply, Request, Route, route
 from tests.fakes.socket_mode import SocketModeFake
@@ -142,6 +145,22 @@ class SlackFake(FakeServer):
         with self._cond:
             return copy.deepcopy(self._thread_of(channel, ts))
 
+    def press(self, channel: str, ts: str, action_id: str, *, user: str = "U0FAKEUSER") -> dict[str, Any]:
+        """The ``block_actions`` payload Slack sends when ``user`` presses button ``action_id`` of
+        the stored message ``channel``/``ts`` (``LookupError`` if it has no such button)."""
+        with self._cond:
+            message = self._messages.get(channel, {}).get(ts)
+            if message is None:
+                raise LookupError(f"no message {ts} in {channel}")
+            return slack_interactions.interaction(
+                message,
+                channel=channel,
+                action_id=action_id,
+                user=user,
+                team=TEAM_ID,
+                response_url=self.response_url(),
+            )
+
     def response_url(self, key: str | None = None, *, issued_at: float | None = None) -> str:
         """A ``response_url`` for slash-command fixtures, issued ``issued_at`` (default now); what is
         posted to it lands in ``responses()``. Like Slack's, it takes 5 posts within 30 minutes."""
@@ -238,6 +257,8 @@ class SlackFake(FakeServer):
         refused = _refusal(args)
         if refused is not None:
             return refused
+        if "text" in args and "blocks" not in args:
+            message.pop("blocks", None)  # Slack: text without blocks replaces the blocks
         message.update(_content(args))
         message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
         reply = {"channel": args["channel"], "ts": message["ts"], "text": message.get("text", "")}

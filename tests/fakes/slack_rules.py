@@ -2,8 +2,9 @@
 
 Kept apart from the fake's routes so each rule reads on its own:
 
-- ``block_errors``: Block Kit limits (50 blocks a message, section text 3,000, header 150, ...),
-  answered as ``invalid_blocks`` with Slack's ``[ERROR] ... [json-pointer:...]`` messages;
+- ``block_errors``: Block Kit limits (50 blocks a message, section text 3,000, header 150,
+  unique ``block_id`` s, buttons' text, ``action_id``, ``value`` and ``style``, ...), answered
+  as ``invalid_blocks`` with Slack's ``[ERROR] ... [json-pointer:...]`` messages;
 - ``truncated``: ``text`` past 40,000 characters is cut and the answer carries a warning;
 - ``within``, ``cursor``, ``without_metadata``: ``conversations.replies``' time bounds, opaque
   cursors and metadata (only with ``include_all_metadata``);
@@ -78,6 +79,18 @@ def block_errors(blocks: Any) -> list[str]:
     errors = [_error(f"must be at most {MAX_BLOCKS} items", "/blocks")] if len(blocks) > MAX_BLOCKS else []
     for index, block in enumerate(blocks):
         errors += _check_block(block, f"/blocks/{index}")
+    return errors + _repeated_ids(blocks)
+
+
+def _repeated_ids(blocks: list[Any]) -> list[str]:
+    """A ``block_id`` must be unique within a message."""
+    seen: set[str] = set()
+    errors = []
+    for index, block in enumerate(blocks):
+        block_id = block.get("block_id") if isinstance(block, dict) else None
+        if block_id and str(block_id) in seen:
+            errors.append(_error("must be unique within the message", f"/blocks/{index}/block_id"))
+        seen.add(str(block_id or ""))
     return errors
 
 
@@ -110,16 +123,44 @@ def _header(block: dict[str, Any], where: str) -> list[str]:
     return _text_object(text, f"{where}/text", 150)
 
 
-def _elements(limit: int) -> Callable[[dict[str, Any], str], list[str]]:
+Check = Callable[[Any, str], list[str]]
+
+
+def _elements(limit: int, element: Check) -> Callable[[dict[str, Any], str], list[str]]:
     def check(block: dict[str, Any], where: str) -> list[str]:
         elements = block.get("elements")
         if not isinstance(elements, list) or not elements:
             return [_error("must provide at least one element", f"{where}/elements")]
         if len(elements) > limit:
             return [_error(f"must be at most {limit} items", f"{where}/elements")]
-        return []
+        return [error for i, item in enumerate(elements) for error in element(item, f"{where}/elements/{i}")]
 
     return check
+
+
+def _context_element(element: Any, where: str) -> list[str]:
+    """A context element: an image, or a text object of at most 3,000 characters."""
+    if isinstance(element, dict) and element.get("type") == "image":
+        return []
+    return _text_object(element, where, 3000)
+
+
+def _action_element(element: Any, where: str) -> list[str]:
+    """An interactive element; buttons are checked in full (the only kind this project sends)."""
+    if not isinstance(element, dict) or not isinstance(element.get("type"), str):
+        return [_error("failed to match all allowed schemas", where)]
+    if element["type"] != "button":
+        return []
+    text = element.get("text")
+    if not isinstance(text, dict) or text.get("type") != "plain_text":
+        return [_error("must be a plain_text object", f"{where}/text")]
+    errors = _text_object(text, f"{where}/text", 75)
+    for name, limit in (("action_id", 255), ("value", 2000)):
+        if len(str(element.get(name, ""))) > limit:
+            errors.append(_error(f"must be less than {limit + 1} characters", f"{where}/{name}"))
+    if element.get("style", "primary") not in ("primary", "danger"):
+        errors.append(_error("must be one of primary, danger", f"{where}/style"))
+    return errors
 
 
 def _markdown(block: dict[str, Any], where: str) -> list[str]:
@@ -143,8 +184,8 @@ def _text_object(value: Any, where: str, limit: int) -> list[str]:
 _BLOCK_CHECKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
     "section": _section,
     "header": _header,
-    "context": _elements(10),
-    "actions": _elements(25),
+    "context": _elements(10, _context_element),
+    "actions": _elements(25, _action_element),
     "markdown": _markdown,
 }
 

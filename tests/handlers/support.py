@@ -25,6 +25,9 @@ QUEUE = "gateway"
 FAST = ["--heartbeat-interval", "0.3", "--lease-ttl", "1.5", "--reap-interval", "0.5"]
 
 
+BOT_USER = "U0BOT"
+
+
 def slack_envelope(
     delivery_id: str,
     *,
@@ -32,25 +35,39 @@ def slack_envelope(
     channel: str = "C1",
     text: str = "hi",
     test: dict[str, Any] | None = None,
+    user: str = "U1",
+    **event_fields: Any,
 ) -> dict[str, Any]:
-    """A Slack ``app_mention`` envelope in thread ``thread``; ``test`` scripts tests.agents:scripted."""
+    """A Slack ``app_mention`` envelope in thread ``thread``; ``test`` scripts tests.agents:scripted.
+
+    Our bot is ``BOT_USER`` (in ``authorizations``); ``event_fields`` go into the inner event
+    (``bot_id=...`` makes it a bot's message).
+    """
     event = {
         "type": "app_mention",
-        "user": "U1",
+        "user": user,
         "text": text,
         "channel": channel,
         "ts": f"{thread}.9",
         "thread_ts": thread,
+        **event_fields,
     }
+    authorizations = [{"team_id": "T1", "user_id": BOT_USER, "is_bot": True}]
     return {
         "platform": "slack",
         "delivery_id": delivery_id,
         "event": "app_mention",
         "action": None,
         "received_at": "2026-11-22T11:00:00+00:00",
-        "payload": {"team_id": "T1", "event": event, "test": test or {}},
+        "payload": {"team_id": "T1", "event": event, "authorizations": authorizations, "test": test or {}},
         "meta": {"kind": "event", "team_id": "T1", "retry_num": None, "retry_reason": None},
     }
+
+
+def followup_state(connection: redis.Redis, job_id: str) -> str:
+    """What became of follow-up ``job_id`` (``handlers.state.inbox``), or ``""``."""
+    state = connection.hget(f"gateway:followup:{job_id}", "state")
+    return state.decode() if state else ""
 
 
 def enqueue(connection: redis.Redis, envelope: dict[str, Any], *, deadline: float = 600) -> str:

@@ -12,6 +12,7 @@ import httpx
 from handlers.agent import Event, Run, Turn
 from handlers.config import WorkerSettings
 from handlers.logs import bind
+from handlers.messages import Mailbox
 from handlers.services import Services
 
 BASE_URL = "http://127.0.0.1:9/v1"  # never reached: respx answers
@@ -73,7 +74,11 @@ def plain(body: dict[str, Any]) -> httpx.Response:
 
 
 def make_run(
-    *, history: tuple[Turn, ...] = (), seconds: float = 60.0, services: Services | None = None
+    *,
+    history: tuple[Turn, ...] = (),
+    seconds: float = 60.0,
+    services: Services | None = None,
+    mailbox: Mailbox | None = None,
 ) -> tuple[Run, list[str]]:
     """A real ``Run`` with ``seconds`` left, and the list its progress messages land in."""
     progress: list[str] = []
@@ -86,6 +91,7 @@ def make_run(
         log=bind(logging.getLogger("tests.llm"), job_id="slack-Ev1"),
         on_progress=progress.append,
         services=services or Services(WorkerSettings.from_environ({})),
+        mailbox=mailbox,
     )
     return run, progress
 

@@ -49,7 +49,7 @@ def test_a_slack_mention_reads_the_thread_and_answers_with_history() -> None:
     assert reply.text.startswith("The api deploy is stuck")
     first = json.loads(route.calls[0].request.content)
     assert [m["role"] for m in first["messages"]] == ["system", "user", "assistant", "user"]
-    assert [t["function"]["name"] for t in first["tools"]] == ["slack_thread"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["slack_thread", "ask_user"]
     tool_result = json.loads(route.calls[1].request.content)["messages"][-1]
     assert "deploy of api is stuck at 40%" in tool_result["content"]
     assert "Reading the thread" in progress
