@@ -24,7 +24,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
-from gateway import logs
+from gateway import logs, tracing
 from gateway.errors import ConfigError
 from gateway.platforms import PLATFORMS as WEBHOOK_PLATFORMS
 from gateway.runs import STATUSES
@@ -80,9 +80,11 @@ def worker_main(argv: list[str]) -> int:
         server = _metrics_server(args, settings)
     except OSError as exc:
         return _error(f"--metrics-port: cannot listen on {args.metrics_host}:{args.metrics_port}: {exc}", 1)
+    tracing.start(settings.base.tracing, service="gateway-worker")
     try:
         return worker.run()
     finally:
+        tracing.flush()
         if server is not None:
             server.close()
 

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import tracing
 from gateway.types import Envelope
 from handlers import metrics, standalone
 from handlers.agent import Event, Reply, Run, Turn
@@ -196,7 +197,8 @@ async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, A
             await _notify(platform.on_failure, event, run)
         raise
     try:
-        await platform.deliver(event, reply, run)
+        with tracing.span(f"deliver {platform.name}", attributes=_reply_attributes(platform, missing)):
+            await platform.deliver(event, reply, run)
     except Exception:
         metrics.count_reply(platform.name, "failed")
         raise
@@ -211,6 +213,11 @@ async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, A
         # The LLM agent's accounting (model, steps, tokens, tool calls, latency) joins the run record.
         result["accounting"] = dict(reply.data["llm"])
     return result
+
+
+def _reply_attributes(platform: WorkerPlatform, missing: str | None) -> dict[str, tracing.AttributeValue]:
+    """The reply span's attributes: where it goes, and whether it is posted or only logged."""
+    return {"gateway.platform": platform.name, "gateway.reply.posted": missing is None}
 
 
 async def _run_agent(platform: WorkerPlatform, context: RunContext, event: Event) -> Reply:
