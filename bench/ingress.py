@@ -503,8 +503,8 @@ Work behind the 200s, after each gateway run (`LLEN {QUEUE_KEY}`, `rq:job:*`, `g
     return text + "\nTargets (gateway):\n" + "".join(f"- {line}\n" for line in verdicts(bench))
 
 
-def write_section(text: str, *, path: Path = DOC) -> None:
-    """Replace the "## Ingress" section (up to the next "## " heading) or append it; keep the rest.
+def write_section(text: str, *, path: Path = DOC, heading: str = "## Ingress") -> None:
+    """Replace the ``heading`` section (up to the next "## " heading) or append it; keep the rest.
 
     Other sections belong to other scripts and stay as they are.
     """
@@ -512,7 +512,7 @@ def write_section(text: str, *, path: Path = DOC) -> None:
     if not doc.startswith("# "):  # another script created the file without the page's title
         doc = DOC_HEADER + "\n" + doc.lstrip("\n")
     lines = doc.splitlines(keepends=True)
-    start = next((i for i, x in enumerate(lines) if x.rstrip() == "## Ingress"), len(lines))
+    start = next((i for i, x in enumerate(lines) if x.rstrip() == heading), len(lines))
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     before, after = "".join(lines[:start]).rstrip("\n") + "\n\n", "".join(lines[end:])
     path.write_text(before + text + ("\n" + after if after else ""))
@@ -564,16 +564,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark, print the results, and write the docs section unless ``--no-write``."""
-    args = parse_args(argv)
+def begin() -> tuple[str, CpuShare]:
+    """Check for wrk, make Ctrl-C and SIGTERM unwind; the start time, and the CPU share from now."""
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     # Unwind and stop every process on Ctrl-C or SIGTERM, even where the launcher ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = CpuShare()
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), CpuShare()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the results, and write the docs section unless ``--no-write``."""
+    args = parse_args(argv)
+    when, cpu = begin()
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gateway-bench-")))
         bench = start_all(stack, args, tmp)
