@@ -9,6 +9,7 @@ attributes, and hold no payload, prompt, answer or key. With tracing off nothing
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +188,48 @@ def test_a_job_queued_without_trace_context_runs_and_starts_its_own_trace(
     assert run.parent_id == "" and run.attributes["messaging.message.id"] == job_id
     reply = collector.wait_for_spans(lambda span: span.name == "deliver slack")[0]
     assert reply.trace_id == run.trace_id and reply.parent_id == run.span_id
+
+
+def test_failures_are_marked_on_their_spans_with_the_error_class_and_nothing_more(
+    redis_url: str, collector: OtlpCollector
+) -> None:
+    """A tool the platform refuses is a failed tool span in a run that still answers; a model
+    server that refuses the key fails the model span and the run for good."""
+    tracing = {"GATEWAY_TRACING": "otlp", **_otel(collector)}
+    with SlackFake() as slack, ModelFake() as model:
+        slack.seed_message("C1", THREAD_TEXT, ts=THREAD)
+        model.script(calls(("slack_thread", "{}")), answer(ANSWER))
+        refusal = {"ok": False, "error": "channel_not_found"}
+        slack.fail_next("POST", "/conversations.replies", 200, body=refusal)
+        env = _worker_env(slack, model, tracing)
+        with served(redis_url, {"SLACK_SIGNING_SECRET": SECRET, **tracing}) as base:
+            with WorkerProcess(redis_url, *FAST, "--concurrency", "1", agent="llm", env=env) as worker:
+                assert _post(base, _mention(slack, "Ev0TOOLFAIL")).status_code == 200
+                wait_until(
+                    lambda: [m for m in slack.thread("C1", THREAD) if m.get("text") == ANSWER], timeout=30
+                )
+                model.fail_next("POST", "/chat/completions", 401, body={"error": {"message": "bad key"}})
+                assert _post(base, _mention(slack, "Ev0MODELFAIL")).status_code == 200
+                connection = redis.Redis.from_url(redis_url)
+                wait_until(
+                    lambda: (runs.get_run(connection, "slack-Ev0MODELFAIL") or {}).get("status") == "failed"
+                )
+                worker.signal(signal.SIGTERM)
+                assert worker.wait(timeout=30) == 0
+        spans = collector.wait_for_spans(lambda span: span.service == "gateway-worker", count=7)
+
+    runs_by_job = {s.attributes["messaging.message.id"]: s for s in spans if s.kind == "consumer"}
+    answered, refused = runs_by_job["slack-Ev0TOOLFAIL"], runs_by_job["slack-Ev0MODELFAIL"]
+    tool = _one(spans, "execute_tool slack_thread")
+    assert tool.parent_id == answered.span_id and tool.status == "error"
+    assert tool.attributes["error.type"] == "handlers.errors.PermanentError"
+    assert answered.status == "unset" and answered.attributes["gateway.run.status"] == "succeeded"
+
+    chat = next(s for s in spans if s.name == "chat trace-model" and s.parent_id == refused.span_id)
+    assert chat.status == "error" and chat.attributes["error.type"] == "handlers.errors.PermanentError"
+    assert "gen_ai.usage.input_tokens" not in chat.attributes
+    assert refused.status == "error" and refused.attributes["error.type"] == "failed"
+    assert refused.attributes["gateway.run.status"] == "failed"
+    assert not [s for s in spans if s.name == "deliver slack" and s.trace_id == refused.trace_id]
+    exported = b"".join(call.raw for call in collector.calls("POST", "/v1/traces"))
+    assert b"channel_not_found" not in exported and b"LLM_API_KEY" not in exported  # no messages
