@@ -358,14 +358,15 @@ class Bench:
                 for target in self.targets:
                     run = run_once(target)
                     self.runs.setdefault((phase, target.name), []).append(run)
-                    print(f"  {phase:<10} #{n + 1} {target.name:<7} {_describe(run)}", flush=True)
+                    print(f"  {phase:<10} #{n + 1} {target.name:<7} {describe(run)}", flush=True)
 
     def summary(self, phase: str, name: str) -> Summary:
         """Medians over the repeats of one phase against one target."""
         return Summary.of(self.runs[phase, name])
 
 
-def _describe(run: Run) -> str:
+def describe(run: Run) -> str:
+    """One run on one line: acks/s, latency, errors and the work found in Redis."""
     figures = f"{run.rate:>8,.0f}/s  p50 {run.p50:6.2f} ms  p99 {run.p99:6.2f} ms"
     return f"{figures}  errors {run.errors or 0}  {run.work}"
 
