@@ -23,7 +23,7 @@ from tests.fakes import SlackFake
 from tests.fakes.otlp import ExportedSpan, OtlpCollector
 from tests.handlers.llm.fake_model import ModelFake
 from tests.handlers.llm.model import answer, calls
-from tests.handlers.support import FAST, WorkerProcess, wait_until
+from tests.handlers.support import FAST, WorkerProcess, enqueue, slack_envelope, wait_until
 from tests.support.served import served
 from tests.support.signing import slack_headers
 
@@ -233,3 +233,22 @@ def test_failures_are_marked_on_their_spans_with_the_error_class_and_nothing_mor
     assert not [s for s in spans if s.name == "deliver slack" and s.trace_id == refused.trace_id]
     exported = b"".join(call.raw for call in collector.calls("POST", "/v1/traces"))
     assert b"channel_not_found" not in exported and b"LLM_API_KEY" not in exported  # no messages
+
+
+@pytest.mark.parametrize("agent", ["traced", "traced_in_a_thread"])
+def test_the_run_continues_the_trace_in_the_job_and_a_custom_agents_spans_join_it(
+    redis_url: str, redis_client: redis.Redis, collector: OtlpCollector, agent: str
+) -> None:
+    ingress_trace, ingress_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    envelope = slack_envelope("Ev0CUSTOM")
+    envelope["trace"] = {"traceparent": f"00-{ingress_trace}-{ingress_span}-01", "tracestate": "vendor=1"}
+    job_id = enqueue(redis_client, envelope)
+    env = {"GATEWAY_TRACING": "otlp", **_otel(collector)}
+    with WorkerProcess(redis_url, *FAST, "--burst", agent=f"tests.e2e.agents:{agent}", env=env) as worker:
+        assert worker.wait(timeout=60) == 0
+    assert runs.get_run(redis_client, job_id)["status"] == "succeeded"
+    run = collector.wait_for_spans(lambda span: span.name == "process gateway")[0]
+    custom = collector.wait_for_spans(lambda span: span.name == "custom step")[0]
+    assert (run.trace_id, run.parent_id) == (ingress_trace, ingress_span)
+    assert custom.trace_id == ingress_trace and custom.parent_id == run.span_id
+    assert custom.scope == "custom-agent" and custom.service == "gateway-worker"
