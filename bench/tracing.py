@@ -131,9 +131,10 @@ What `GATEWAY_TRACING` costs the ack path, from `bench/tracing.py`: the load of 
 above, in one invocation, against the bare ceiling, `gateway serve` on the code before traces
 existed (`baseline`, `{a.baseline}`), this code with tracing off (`gateway`, the default) and with
 `GATEWAY_TRACING=otlp` (`{TRACED}`: an ingress span per delivery, its context in the job, the
-SDK's default batching, exported to a fake collector in its own process). Targets run one after
-the other, phases interleaved. The machine is shared: other processes took **{others:.0%}** of
-its CPU time during the run, so compare rows of this table only with each other.
+SDK's default batching, exported to a fake collector in its own process on the same two CPUs,
+as the load generator and Redis are). Targets run one after the other, phases interleaved.
+The machine is shared: other processes took **{others:.0%}** of its CPU time during the run, so
+compare rows of this table only with each other.
 
 - Command: `.venv/bin/python bench/tracing.py {options}` (ran {when})
 - Machine: {ingress.machine()}
