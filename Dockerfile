@@ -8,7 +8,9 @@ COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY handlers ./handlers
 COPY examples ./examples
-RUN /opt/venv/bin/pip install .
+# Extras to install, e.g. --build-arg EXTRAS="[otel]" for OpenTelemetry traces (GATEWAY_TRACING=otlp).
+ARG EXTRAS=""
+RUN /opt/venv/bin/pip install ".${EXTRAS}"
 
 FROM python:3.11-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1

@@ -354,14 +354,15 @@ class Bench:
                 for target in self.targets:
                     run = run_once(target)
                     self.runs.setdefault((phase, target.name), []).append(run)
-                    print(f"  {phase:<10} #{n + 1} {target.name:<7} {_describe(run)}", flush=True)
+                    print(f"  {phase:<10} #{n + 1} {target.name:<7} {describe(run)}", flush=True)
 
     def summary(self, phase: str, name: str) -> Summary:
         """Medians over the repeats of one phase against one target."""
         return Summary.of(self.runs[phase, name])
 
 
-def _describe(run: Run) -> str:
+def describe(run: Run) -> str:
+    """One run on one line: acks/s, latency, errors and the work found in Redis."""
     figures = f"{run.rate:>8,.0f}/s  p50 {run.p50:6.2f} ms  p99 {run.p99:6.2f} ms"
     return f"{figures}  errors {run.errors or 0}  {run.work}"
 
@@ -545,16 +546,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark, print the results, and write the docs section unless ``--no-write``."""
-    args = parse_args(argv)
+def begin() -> tuple[str, CpuShare]:
+    """Check for wrk, make Ctrl-C and SIGTERM unwind; the start time, and the CPU share from now."""
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     # Unwind and stop every process on Ctrl-C or SIGTERM, even where the launcher ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = CpuShare()
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), CpuShare()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the results, and write the docs section unless ``--no-write``."""
+    args = parse_args(argv)
+    when, cpu = begin()
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gateway-bench-")))
         bench = start_all(stack, args, tmp)

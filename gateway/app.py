@@ -13,6 +13,7 @@ line for refused requests) and by the exception handler of every other route. Th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -28,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from gateway import logs, runs
+from gateway import logs, runs, tracing
 from gateway.alerts import WebAlerts
 from gateway.api import Api
 from gateway.auth import ApiAuth
@@ -50,7 +51,7 @@ from gateway.errors import (
     UnknownPlatform,
 )
 from gateway.health import Figures, read_figures
-from gateway.metrics import MetricsRoute, count_delivery, refusal_outcome
+from gateway.metrics import MetricsRoute, count_delivery, platform_label, refusal_outcome
 from gateway.platforms import PLATFORMS
 from gateway.queue import REDIS_TIMEOUT, Enqueuer, envelope_for, to_job_id
 from gateway.stream import StreamHub
@@ -60,6 +61,7 @@ logger = logging.getLogger("gateway.delivery")
 T = TypeVar("T")
 
 _WEBHOOKS = "/webhooks/"
+TRACE_FLUSH_TIMEOUT = 5.0
 
 # Each refused request gets its status and a body that says what kind of problem it was;
 # for signature problems the body stays generic and the reason goes only to the log.
@@ -171,6 +173,7 @@ class _Gateway:
         self._deliveries: DeliveryLog | None = None
         self._alerts: WebAlerts | None = None
         self._hub: StreamHub | None = None
+        self._tracer = tracing.start(settings.tracing, service="gateway")
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -192,6 +195,8 @@ class _Gateway:
         try:
             yield
         finally:
+            if self._tracer is not None:
+                await asyncio.to_thread(self._tracer.flush, TRACE_FLUSH_TIMEOUT)
             await self._hub.aclose()
             await hub_redis.aclose()
             await self._deliveries.aclose()
@@ -214,7 +219,25 @@ class _Gateway:
         await self.webhook(scope["path_params"]["platform"], scope, receive, send)
 
     async def webhook(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
-        """``POST /webhooks/<name>``: verify, claim and queue one delivery, then answer."""
+        """``POST /webhooks/<name>``: verify, claim and queue one delivery, then answer.
+
+        With tracing on, inside the ingress span (``GATEWAY_TRACING``); off, one check.
+        """
+        if self._tracer is None:
+            await self._webhook(name, scope, receive, send)
+            return
+        with self._tracer.span(
+            tracing.INGRESS_SPAN, kind="server", parent=None, attributes=tracing.INGRESS_ATTRIBUTES
+        ) as span:
+            status, outcome, log = await self._webhook(name, scope, receive, send)
+            event, job_id = log.get("event"), log.get("job_id")
+            span.set(tracing.answered(platform_label(name), status, outcome, event=event, job_id=job_id))
+            if status >= 500:  # a server span's 4xx is the sender's problem, not an error
+                span.fail(str(status))
+
+    async def _webhook(
+        self, name: str, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[int, str, dict[str, Any]]:
         started = time.perf_counter()
         headers = _headers(scope)
         log: dict[str, Any] = {"platform": name[:40], "_started": started}
@@ -229,6 +252,7 @@ class _Gateway:
                 self._record(fields)
         await _answer(send, status, body, outcome=log.get("_outcome"))
         count_delivery(name, counted, time.perf_counter() - started)
+        return status, counted, log
 
     def _notice(self, name: str, exc: GatewayError) -> None:
         """What an operator may need to hear about (``gateway.alerts``)."""
@@ -265,6 +289,8 @@ class _Gateway:
         self, platform: Platform, delivery: Delivery, log: dict[str, Any]
     ) -> tuple[int, bytes]:
         envelope = envelope_for(platform.name, delivery, received_at=self.clock())
+        if self._tracer is not None:
+            envelope["trace"] = self._tracer.carrier()  # the ingress span: the run's parent
         job_id = to_job_id(platform.name, delivery.delivery_id)
         log.update(
             event=delivery.event, action=delivery.action, delivery_id=delivery.delivery_id, job_id=job_id

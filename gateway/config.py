@@ -22,6 +22,8 @@ from gateway.auth import METRICS_MODES, MetricsAccess
 from gateway.errors import ConfigError
 from gateway.platforms import PLATFORMS
 from gateway.runs import RUN_TTL
+from gateway.tracing import MODES as TRACING_MODES
+from gateway.tracing import require_packages
 from gateway.types import Platform
 
 __all__ = [
@@ -55,6 +57,7 @@ _SHARED_VARIABLES: dict[str, str] = {
     "GATEWAY_ENCRYPTION_KEY": "Fernet key(s) encrypting tokens kept in Redis, comma-separated, newest first",
     "GATEWAY_METRICS": "who may read metrics: local (default), token, open, off",
     "GATEWAY_METRICS_TOKEN": "bearer token(s) a metrics scraper sends, comma-separated (turns on token)",
+    "GATEWAY_TRACING": "OpenTelemetry traces: off (default) or otlp (the otel extra; OTEL_* settings)",
 }
 
 VARIABLES: dict[str, str] = {
@@ -101,6 +104,7 @@ class Settings:
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     run_retention: int = RUN_TTL
     metrics: MetricsAccess = field(default_factory=MetricsAccess)
+    tracing: str = "off"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +122,7 @@ class Settings:
             api_tokens=env.secrets("GATEWAY_API_TOKEN"),
             run_retention=env.integer("GATEWAY_RUN_RETENTION", RUN_TTL, minimum=3600),
             metrics=_read_metrics_access(env),
+            tracing=_read_tracing(env),
         )
 
     @property
@@ -151,6 +156,7 @@ class Settings:
             "GATEWAY_ENCRYPTION_KEY": ",".join(self.encryption_keys),
             "GATEWAY_METRICS": self.metrics.mode,
             "GATEWAY_METRICS_TOKEN": ",".join(self.metrics.tokens),
+            "GATEWAY_TRACING": self.tracing,
         }
         for settings in self.platforms:
             platform = PLATFORMS[settings.name]
@@ -297,6 +303,16 @@ def _read_metrics_access(env: Reader) -> MetricsAccess:
     if mode != "token" and tokens:
         raise ConfigError("GATEWAY_METRICS_TOKEN", f"is set but GATEWAY_METRICS is {mode}: unset one")
     return MetricsAccess(mode, tokens)
+
+
+def _read_tracing(env: Reader) -> str:
+    """``GATEWAY_TRACING``: ``otlp`` needs the otel extra, checked now rather than at the first span."""
+    mode = env.text("GATEWAY_TRACING", "off").lower()
+    if mode not in TRACING_MODES:
+        raise ConfigError("GATEWAY_TRACING", f"must be one of {', '.join(TRACING_MODES)}, got {mode!r}")
+    if mode == "otlp":
+        require_packages()
+    return mode
 
 
 def _read_platform(env: Reader, platform: Platform) -> PlatformSettings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict
 
 if TYPE_CHECKING:  # only for annotations: gateway.config imports this module
     from redis.asyncio import Redis
@@ -43,7 +43,9 @@ class Envelope(TypedDict):
     ``X-GitHub-Delivery``, Stripe ``event.id``); ``event`` and ``action`` name what happened
     (``action`` is ``None`` where the platform has none); ``received_at`` is an ISO-8601 UTC
     timestamp; ``payload`` is the parsed body; ``meta`` holds what the platform sent besides the
-    body that the worker needs (installation id, retry number, thin/snapshot, ...).
+    body that the worker needs (installation id, retry number, thin/snapshot, ...). ``trace``,
+    only while ``GATEWAY_TRACING`` is on, holds the ingress span's W3C ``traceparent`` (and
+    ``tracestate``), the parent of the worker's run span.
     """
 
     platform: str
@@ -53,6 +55,7 @@ class Envelope(TypedDict):
     received_at: str
     payload: dict[str, Any]
     meta: dict[str, Any]
+    trace: NotRequired[dict[str, str]]
 
 
 @dataclass(frozen=True, slots=True)

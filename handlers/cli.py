@@ -28,7 +28,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
-from gateway import keys, logs
+from gateway import keys, logs, tracing
 from gateway.errors import ConfigError
 from gateway.platforms import PLATFORMS as WEBHOOK_PLATFORMS
 from gateway.queue import to_job_id
@@ -101,9 +101,11 @@ def worker_main(argv: list[str]) -> int:
     except OSError as exc:
         where = f"{args.metrics_host}:{args.metrics_port}"
         return _error(f"--metrics-port: cannot listen on {where}: {exc}", EXIT_FAILURE)
+    tracing.start(settings.base.tracing, service="gateway-worker")
     try:
         return worker.run()
     finally:
+        tracing.flush()
         if server is not None:
             server.close()
 

@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import tracing
 from gateway.types import Envelope
 from handlers import followups, metrics, standalone
 from handlers.agent import Event, Reply, Run, Turn
@@ -220,7 +221,8 @@ async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, A
             await _notify(platform.on_failure, event, run)
         raise
     try:
-        await platform.deliver(event, reply, run)
+        with tracing.span(f"deliver {platform.name}", attributes=_reply_attributes(platform, missing)):
+            await platform.deliver(event, reply, run)
     except Exception:
         metrics.count_reply(platform.name, "failed")
         raise
@@ -258,6 +260,11 @@ async def _end_early(
     run.count_read(int((await marker.load()).get(_FOLLOWUPS_READ) or 0))
     _commit(context, event, earlier)
     return {"status": "succeeded", "reply": earlier.text, "already_delivered": True}
+
+
+def _reply_attributes(platform: WorkerPlatform, missing: str | None) -> dict[str, tracing.AttributeValue]:
+    """The reply span's attributes: where it goes, and whether it is posted or only logged."""
+    return {"gateway.platform": platform.name, "gateway.reply.posted": missing is None}
 
 
 async def _run_agent(platform: WorkerPlatform, context: RunContext, event: Event) -> Reply:

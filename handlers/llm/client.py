@@ -43,6 +43,7 @@ from handlers.errors import (
     TransientError,
     UnusableAnswer,
 )
+from handlers.llm import spans
 from handlers.llm.breaker import CircuitBreaker, breaker_for
 from handlers.llm.completion import MAX_STREAM_CHUNKS, Completion, StreamAssembler, from_json
 from handlers.retry import RetryPolicy, retry_after_header
@@ -137,8 +138,16 @@ class ChatClient:
         """One answer for ``messages``; ``deadline`` (Unix time) bounds the call and its retries.
 
         Raises ``DeadlineReached``, ``UnusableAnswer``, ``TransientError`` (including ``CircuitOpen``)
-        or ``PermanentError``.
+        or ``PermanentError``. With tracing on, the call and its retries are one ``chat`` span.
         """
+        with spans.chat(self.config) as span:
+            completion = await self._complete(messages, tools, deadline)
+            span.set(spans.answered(completion))
+            return completion
+
+    async def _complete(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]], deadline: float
+    ) -> Completion:
         retries, resent = 0, False
         while True:
             self.breaker.before_call()

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.tracing import Span, error_type
 from handlers import metrics
 from handlers.agent import Reply, Run
 from handlers.errors import (
@@ -32,6 +33,7 @@ from handlers.errors import (
     ToolError,
     UnusableAnswer,
 )
+from handlers.llm import spans
 from handlers.llm.accounting import Accounting, Ending
 from handlers.llm.client import ChatClient
 from handlers.llm.completion import Completion, ToolCall
@@ -168,18 +170,21 @@ class ToolLoop:
         self._run.progress(description)
         self._looked_at.append(description)
         self.account.tool_calls += 1
-        return cap(await self._execute(tool, arguments))
+        with spans.tool(tool.name, call.id) as span:
+            return cap(await self._execute(tool, arguments, span))
 
-    async def _execute(self, tool: Tool, arguments: dict[str, Any]) -> str:
+    async def _execute(self, tool: Tool, arguments: dict[str, Any], span: Span) -> str:
         deadline = min(self._run.deadline - self.budgets.reserve, time.time() + TOOL_TIMEOUT)
         try:
             async with asyncio.timeout(max(0.0, deadline - time.time())):
                 return await tool.run(arguments, deadline)
         except (ToolError, HandlerError) as exc:  # the model can often work around these
             self.account.tool_errors += 1
+            span.fail(error_type(exc))
             return f"error: {exc}"
         except TimeoutError:
             self.account.tool_errors += 1
+            span.fail("timeout")
             return "error: the tool took too long"
 
     def _answer(self, text: str, *, cut_short: bool) -> Reply:

@@ -101,7 +101,9 @@ async def _invoke(context: RunContext, event: Event) -> object:
     if is_async_agent(agent):
         return await agent(event, run)  # type: ignore[misc]
     loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(context.agent_executor, agent, event, run)
+    # In the run's context, as asyncio.to_thread would: the agent's own trace spans join the run's.
+    within = contextvars.copy_context()
+    result = await loop.run_in_executor(context.agent_executor, within.run, agent, event, run)
     if asyncio.iscoroutine(result):
         return await result
     return result

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import redis
 from rq.job import Job
 
+from gateway import tracing
 from handlers import alerts, metrics
 from handlers.agent import Agent, Run
 from handlers.errors import RunCancelled, RunTimedOut
@@ -50,6 +51,8 @@ logger = logging.getLogger("handlers.runtime")
 HANDLER_MARGIN = 30.0
 # Time a stopped job function gets to unwind before its task is cancelled.
 STOP_GRACE = 3.0
+# Run endings that mark the run span failed (its error.type is the status).
+_FAILED = frozenset({"failed", "timed_out", "retrying", "lost"})
 
 
 @dataclass
@@ -138,20 +141,34 @@ class Runner:
             await asyncio.wait(left, timeout=AGENT_SETTLE + STOP_GRACE + 5)
 
     async def _execute(self, claim: Claim) -> None:
+        envelope = _envelope(claim.job)
+        with tracing.span(
+            f"process {claim.queue.name}",
+            kind="consumer",
+            parent=tracing.parent_of(envelope),  # the ingress span, or a new trace
+            attributes=_run_attributes(claim, envelope),
+        ) as span:
+            status = await self._run_or_requeue(claim)
+            span.set({"gateway.attempt": claim.attempt, "gateway.run.status": status})
+            if status in _FAILED:
+                span.fail(status)
+
+    async def _run_or_requeue(self, claim: Claim) -> str:
         try:
-            await self._run_claim(claim)
+            return await self._run_claim(claim)
         except Exception:  # noqa: BLE001 - never lose a claim to a bug here: hand it back
             self.log.exception("run failed inside the runtime", extra={"fields": {"job_id": claim.job_id}})
             await self._end(self._finisher.requeue, claim, note="requeued: runtime error")
+            return "requeued"
 
-    async def _run_claim(self, claim: Claim) -> None:
+    async def _run_claim(self, claim: Claim) -> str:
         log = _bind_run(claim)
         try:
             await self._io(self._ledger.start, claim)
         except Exception:  # noqa: BLE001 - Redis trouble: hand the job back rather than strand it
             log.exception("could not start the run; requeueing it")
             await self._end(self._finisher.requeue, claim, note="requeued: could not start")
-            return
+            return "requeued"
         log = _bind_run(claim)
         active = self._active[claim.job_id]
         if claim.cancel_requested or active.pending_stop == "cancelled":
@@ -159,7 +176,7 @@ class Runner:
                 self._finisher.fail, claim, status="cancelled", reason="cancelled before it started"
             )
             _ended(log, claim, "cancelled", 0.0)
-            return
+            return "cancelled"
         context = self._context(claim, log)
         active.context = context
         if active.pending_stop is not None:
@@ -169,6 +186,7 @@ class Runner:
         await self._supervise(job_task, context)
         status = await self._conclude(claim, context, job_task, log)
         _ended(log, claim, status, time.time() - claim.started_at)
+        return status
 
     def _context(self, claim: Claim, log: BoundLogger) -> RunContext:
         loop = asyncio.get_running_loop()
@@ -312,6 +330,18 @@ def _ended(log: BoundLogger, claim: Claim, status: str, seconds: float) -> None:
     """The run's last log line, and its count in the metrics."""
     log.info("run ended", extra={"fields": {"status": status, "duration": round(seconds, 3)}})
     metrics.count_run(_envelope(claim.job).get("platform"), status, seconds)
+
+
+def _run_attributes(claim: Claim, envelope: dict[str, Any]) -> dict[str, tracing.AttributeValue]:
+    """The run span's attributes at its start, as OpenTelemetry's messaging conventions name them."""
+    return {
+        "messaging.system": "rq",
+        "messaging.operation.name": "process",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": claim.queue.name,
+        "messaging.message.id": claim.job_id,
+        "gateway.platform": str(envelope.get("platform", "")),
+    }
 
 
 def _bind_run(claim: Claim) -> BoundLogger:

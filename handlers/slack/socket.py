@@ -38,7 +38,7 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from gateway import logs
+from gateway import logs, tracing
 from gateway.errors import ConfigError, MalformedPayload, QueueUnavailable
 from gateway.platforms import slack
 from gateway.platforms.slack.inbound import SOCKET_ENVELOPE_TYPES, parse_socket_envelope
@@ -53,6 +53,7 @@ logger = logging.getLogger("gateway.delivery")
 
 # Long enough for the enqueuer's own Redis retries, short of Slack's 3 s acknowledgement window.
 CLAIM_TIMEOUT = 2.5
+_SOCKET_SPAN: dict[str, tracing.AttributeValue] = {"gateway.platform": "slack", "gateway.transport": "socket"}
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -99,9 +100,20 @@ class SocketIngress:
             client.send_socket_mode_response(SocketModeResponse(ack.envelope_id, payload=ack.payload))
 
     def receive(self, request: SocketModeRequest) -> Ack | None:
-        """Claim and queue one envelope; the ``Ack`` to send, or ``None`` to let Slack resend it."""
-        started = time.perf_counter()
+        """Claim and queue one envelope; the ``Ack`` to send, or ``None`` to let Slack resend it.
+
+        With tracing on, inside the ingress span (a consumer span: the envelope came over the socket).
+        """
         log: dict[str, Any] = {"platform": "slack", "transport": "socket", "envelope_id": request.envelope_id}
+        with tracing.span("receive slack socket", kind="consumer", attributes=_SOCKET_SPAN) as span:
+            ack = self._receive_logged(request, log)
+            span.set({"gateway.acknowledged": ack is not None, **_span_ids(log)})
+            if ack is None:
+                span.fail(QueueUnavailable.__name__)
+            return ack
+
+    def _receive_logged(self, request: SocketModeRequest, log: dict[str, Any]) -> Ack | None:
+        started = time.perf_counter()
         if request.retry_attempt:
             log.update(retry_num=request.retry_attempt, retry_reason=request.retry_reason)
         try:
@@ -128,6 +140,8 @@ class SocketIngress:
             return Ack(request.envelope_id)
         job_id = to_job_id(slack.name, delivery.delivery_id)
         envelope = envelope_for(slack.name, delivery, received_at=self._clock())
+        if (trace := tracing.carrier()) is not None:
+            envelope["trace"] = trace  # the ingress span: the run's parent
         log.update(
             event=delivery.event, action=delivery.action, delivery_id=delivery.delivery_id, job_id=job_id
         )
@@ -147,6 +161,10 @@ class SocketIngress:
         except FutureTimeout:
             future.cancel()
             raise QueueUnavailable(f"no answer from Redis within {CLAIM_TIMEOUT:g}s") from None
+
+
+def _span_ids(log: dict[str, Any]) -> dict[str, tracing.AttributeValue]:
+    return {f"gateway.{key}": log[key] for key in ("event", "job_id") if log.get(key)}
 
 
 def _write_log(log: dict[str, Any], started: float, *, outcome: str, reason: str | None = None) -> None:
@@ -176,10 +194,12 @@ def socket_main(argv: list[str]) -> int:
         ingress.start()
     except (OSError, QueueUnavailable) as exc:
         return _error(f"REDIS_URL: cannot reach Redis: {type(exc).__name__}", EXIT_FAILURE)
+    tracing.start(settings.base.tracing, service="gateway-socket")
     try:
         return _run(ingress, _client(settings, token))
     finally:
         ingress.stop()
+        tracing.flush()
 
 
 def _app_token(settings: WorkerSettings) -> str:

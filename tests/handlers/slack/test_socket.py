@@ -22,6 +22,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from tests.fakes import SlackFake
+from tests.fakes.otlp import OtlpCollector
 from tests.fakes.socket_mode import DEFAULT_APP_TOKEN, SocketModeFake
 from tests.handlers.support import wait_until
 
@@ -237,3 +238,35 @@ def test_a_missing_or_refused_app_token_exits_2_naming_it(
     assert process.process.wait(timeout=30) == 2
     text = process.err.read_text()
     assert message in text and "xapp-1-unknown" not in text
+
+
+def test_with_tracing_on_each_envelope_is_a_span_whose_context_rides_in_the_job(
+    tmp_path: Path, redis_url: str, slack: SlackFake, socket_fake: SocketModeFake, redis_client: redis.Redis
+) -> None:
+    with OtlpCollector() as collector:
+        otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50"}
+        process = SocketProcess(tmp_path, _env(redis_url, slack, GATEWAY_TRACING="otlp", **otel))
+        try:
+            socket_fake.wait_connected(timeout=30)
+            socket_fake.wait_acked(socket_fake.send("events_api", _mention("EvSockTrace")))
+            span = collector.wait_for_spans(lambda s: s.name == "receive slack socket")[0]
+        finally:
+            assert process.stop() == 0
+    envelope = Job.fetch("slack-EvSockTrace", connection=redis_client, serializer=JSONSerializer).args[0]
+    assert list(envelope["trace"]) == ["traceparent"]  # no tracestate was set, and never baggage
+    version, trace_id, span_id, flags = envelope["trace"]["traceparent"].split("-")
+    assert (version, trace_id, span_id) == ("00", span.trace_id, span.span_id)
+    assert int(flags, 16) & 1, "sampled"
+    assert (span.kind, span.service, span.parent_id, span.status) == (
+        "consumer",
+        "gateway-socket",
+        "",
+        "unset",
+    )
+    assert span.attributes == {
+        "gateway.platform": "slack",
+        "gateway.transport": "socket",
+        "gateway.acknowledged": True,
+        "gateway.event": "app_mention",
+        "gateway.job_id": "slack-EvSockTrace",
+    }
