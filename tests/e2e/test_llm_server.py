@@ -180,7 +180,13 @@ def test_a_slack_mention_is_answered_by_the_llm_agent_on_llama_server(
                 lambda: [m for m in slack.thread("C1", thread) if m.get("text") == "Done."], timeout=60
             )
             assert worker.wait(timeout=30) == 0
-        assert found[0].get("bot_id") and slack.calls(path="/conversations.replies")
+        assert found[0].get("bot_id")
+        read_thread = bool(slack.calls(path="/conversations.replies"))
     record = runs.get_run(redis.Redis.from_url(redis_url), "slack-Ev0LLAMA01")
     assert record is not None and record["status"] == "succeeded"
-    assert record["accounting"]["tool_calls"] == 1 and record["accounting"]["ending"] == "answer"
+    accounting = record["accounting"]
+    assert accounting["tool_calls"] == 1 and accounting["ending"] == "answer"
+    # The tiny model calls one of the offered tools (slack_thread, ask_user), whichever its random
+    # weights pick, with "" arguments: the thread read from the fake, or ask_user refusing an empty
+    # question as a tool error the model then answers after. Either way the call went round trip.
+    assert read_thread or accounting["tool_errors"] == 1
