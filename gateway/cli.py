@@ -31,7 +31,10 @@ GC_YOUNGEST_THRESHOLD = 10_000
 # Commands whose argument parsing and work happen on the worker side.
 _WORKER_COMMANDS = {
     "worker": ("handlers.cli:worker_main", "run queued events: gateway worker [--concurrency N] [--burst]"),
-    "failed": ("handlers.cli:failed_main", "inspect and retry failed runs: gateway failed list|show|retry"),
+    "failed": (
+        "handlers.failed_cli:failed_main",
+        "inspect and retry failed runs: gateway failed list|show|retry",
+    ),
     "runs": ("handlers.cli:runs_main", "show or cancel a run: gateway runs show|cancel ID"),
     "recover": (
         "handlers.cli:recover_main",

@@ -1,13 +1,12 @@
 """Worker-side commands, reached from ``gateway`` by dotted path (and ``python -m handlers``).
 
 - ``gateway worker [--concurrency N] [--burst] ...``  -> ``worker_main``
-- ``gateway failed list|show ID|retry ID...|--all``     -> ``failed_main``
+- ``gateway failed list|show ID|retry ID...|--all``     -> ``handlers.failed_cli.failed_main``
 - ``gateway runs list|show ID|watch ID|cancel ID``      -> ``runs_main``
 - ``gateway recover github|stripe [--since D] [--dry-run]`` -> ``recover_main``
 - ``gateway check``                                     -> ``check_main``
 
-Exit codes: 0 ok, 1 runtime failure (Redis unreachable, unknown id), 2 usage or configuration
-error, printed as ``error: <VARIABLE>: <problem>``.
+Exit codes and the shared plumbing: ``handlers.cli_support``.
 """
 
 from __future__ import annotations
@@ -19,14 +18,10 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import redis
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import Job
-from rq.registry import FailedJobRegistry
-from rq.serializers import JSONSerializer
 
 from gateway import keys, logs, tracing
 from gateway.errors import ConfigError
@@ -37,8 +32,10 @@ from gateway.runs import STATUSES
 from handlers import recover, registry, watch
 from handlers.agent import load_agent
 from handlers.alerts import FailedWatch
+from handlers.cli_support import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, run_command
 from handlers.config import WorkerSettings, redacted
 from handlers.errors import AgentLoadError, UsageError
+from handlers.failed_cli import failed_main
 from handlers.llm.client import ChatConfig
 from handlers.llm.probe import ModelProbe
 from handlers.metrics import MetricsServer
@@ -49,11 +46,7 @@ from handlers.services import Services
 from handlers.slack.alerts import AlertPoster
 from handlers.state import runs
 
-__all__ = ["check_main", "failed_main", "main", "recover_main", "runs_main", "worker_main"]
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-Action = Callable[[argparse.Namespace, WorkerSettings, redis.Redis], int]
+__all__ = ["check_main", "main", "recover_main", "runs_main", "worker_main"]
 
 
 def main(argv: Sequence[str]) -> int:
@@ -80,12 +73,12 @@ def worker_main(argv: list[str]) -> int:
         options = _worker_options(args, settings)
         agent = load_agent(settings.agent)
     except AgentLoadError as exc:
-        return _error(f"GATEWAY_AGENT: {exc}", EXIT_USAGE)
+        return fail(f"GATEWAY_AGENT: {exc}", EXIT_USAGE)
     except (ConfigError, UsageError) as exc:
-        return _error(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     logs.configure(settings.base.log_level)
     if (problem := _unreachable(settings.redis_url)) is not None:
-        return _error(f"REDIS_URL: cannot reach Redis: {problem}", EXIT_FAILURE)
+        return fail(f"REDIS_URL: cannot reach Redis: {problem}", EXIT_FAILURE)
     services = Services(settings)
     worker = Worker(
         services,
@@ -100,7 +93,7 @@ def worker_main(argv: list[str]) -> int:
         server = _metrics_server(args, settings)
     except OSError as exc:
         where = f"{args.metrics_host}:{args.metrics_port}"
-        return _error(f"--metrics-port: cannot listen on {where}: {exc}", EXIT_FAILURE)
+        return fail(f"--metrics-port: cannot listen on {where}: {exc}", EXIT_FAILURE)
     tracing.start(settings.base.tracing, service="gateway-worker")
     try:
         return worker.run()
@@ -130,19 +123,6 @@ def _metrics_server(args: argparse.Namespace, settings: WorkerSettings) -> Metri
     return MetricsServer(args.metrics_host, args.metrics_port, settings.base.metrics).start()
 
 
-def failed_main(argv: list[str]) -> int:
-    """``gateway failed list|show ID|retry ID...|--all``: RQ's failed registry of the queue."""
-    parser = argparse.ArgumentParser(prog="gateway failed", description="Inspect and retry failed runs.")
-    sub = parser.add_subparsers(dest="action", required=True)
-    listing = sub.add_parser("list", help="failed jobs, newest first")
-    listing.add_argument("--limit", type=int, default=50)
-    sub.add_parser("show", help="one failed job with its full reason").add_argument("job_id")
-    retry = sub.add_parser("retry", help="requeue failed jobs")
-    retry.add_argument("job_ids", nargs="*")
-    retry.add_argument("--all", action="store_true", help="requeue every failed job")
-    return _command(parser, argv, _failed)
-
-
 def runs_main(argv: list[str]) -> int:
     """``gateway runs list|show ID|watch ID|cancel ID``: the runs, one run's record or events, cancel."""
     parser = argparse.ArgumentParser(prog="gateway runs", description="List, show, follow or cancel runs.")
@@ -156,7 +136,7 @@ def runs_main(argv: list[str]) -> int:
     following.add_argument("job_id")
     following.add_argument("--timeout", type=float, default=3600.0, help="give up after S seconds (3600)")
     sub.add_parser("cancel", help="cancel the run; it is not retried").add_argument("job_id")
-    return _command(parser, argv, _runs)
+    return run_command(parser, argv, _runs)
 
 
 def check_main(argv: list[str]) -> int:
@@ -180,9 +160,9 @@ def check_main(argv: list[str]) -> int:
                 "GITHUB_WEBHOOK_SECRET or STRIPE_WEBHOOK_SECRET",
             )
     except AgentLoadError as exc:
-        return _error(f"GATEWAY_AGENT: {exc}", EXIT_USAGE)
+        return fail(f"GATEWAY_AGENT: {exc}", EXIT_USAGE)
     except ConfigError as exc:
-        return _error(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     view = redacted(settings)
     width = max(len(name) for name in view)
     for name, value in view.items():
@@ -219,7 +199,7 @@ def recover_main(argv: list[str]) -> int:
         help="look back this far (30m, 6h, 3d); default: since the last sweep (a first sweep: a day)",
     )
     parser.add_argument("--dry-run", action="store_true", help="only list what would be brought back")
-    return _command(parser, argv, _recover)
+    return run_command(parser, argv, _recover)
 
 
 def _platform_lines(settings: WorkerSettings) -> list[str]:
@@ -242,55 +222,32 @@ def _recovery_lines(settings: WorkerSettings) -> list[str]:
     ]
 
 
-def _command(parser: argparse.ArgumentParser, argv: list[str], action: Action) -> int:
-    """Parse ``argv``, read the settings and run ``action`` against Redis, with our exit codes."""
-    try:
-        args = parser.parse_args(argv)
-        settings = WorkerSettings.from_environ()
-        settings.apply_retention()
-    except (ConfigError, UsageError) as exc:
-        return _error(str(exc), EXIT_USAGE)
-    try:
-        return action(args, settings, redis.Redis.from_url(settings.redis_url))
-    except redis.RedisError as exc:
-        return _error(f"REDIS_URL: {type(exc).__name__}: {exc}", EXIT_FAILURE)
-
-
-def _failed(args: argparse.Namespace, settings: WorkerSettings, connection: redis.Redis) -> int:
-    failed = FailedJobRegistry(settings.queue_name, connection=connection, serializer=JSONSerializer)
-    if args.action == "list":
-        return _failed_list(failed, args.limit)
-    if args.action == "show":
-        return _failed_show(connection, failed, args.job_id)
-    return _failed_retry(failed, args.job_ids, every=args.all)
-
-
 def _runs(args: argparse.Namespace, settings: WorkerSettings, connection: redis.Redis) -> int:
     try:
         if args.action == "list":
             if not 1 <= args.limit <= 1000:
-                return _error("--limit: must be from 1 to 1000", EXIT_USAGE)
+                return fail("--limit: must be from 1 to 1000", EXIT_USAGE)
             return watch.list_runs(connection, limit=args.limit, status=args.status, platform=args.platform)
         if args.action == "watch":
             return watch.watch(connection, args.job_id, timeout=args.timeout)
         if args.action == "show":
             record = runs.get_run(connection, args.job_id)
             if record is None:
-                return _error(f"no run {args.job_id}", EXIT_FAILURE)
+                return fail(f"no run {args.job_id}", EXIT_FAILURE)
             print(json.dumps(record, indent=2, ensure_ascii=False))
             return EXIT_OK
         outcome = cancel_run(connection, args.job_id, session_key=registry.session_key)
         print(f"{args.job_id}: {outcome}")
         return EXIT_OK
     except LookupError:
-        return _error(f"no run {args.job_id}", EXIT_FAILURE)
+        return fail(f"no run {args.job_id}", EXIT_FAILURE)
 
 
 def _recover(args: argparse.Namespace, settings: WorkerSettings, connection: redis.Redis) -> int:
     services = Services(settings, connection=connection)
     sweep = registry.SWEEPS[args.platform]
     if (problem := sweep.unavailable(services)) is not None:
-        return _error(problem, EXIT_USAGE)
+        return fail(problem, EXIT_USAGE)
     logs.configure(settings.base.log_level)
     report = asyncio.run(
         recover.sweep(
@@ -298,7 +255,7 @@ def _recover(args: argparse.Namespace, settings: WorkerSettings, connection: red
         )
     )
     if report.skipped is not None:
-        return _error(report.skipped, EXIT_FAILURE)
+        return fail(report.skipped, EXIT_FAILURE)
     state = "complete" if report.complete else "incomplete: the next sweep resumes where this one stopped"
     done = f"would bring back {report.found}" if args.dry_run else f"brought back {report.requeued}"
     print(
@@ -398,54 +355,6 @@ def _worker_options(args: argparse.Namespace, settings: WorkerSettings) -> Worke
     )
 
 
-def _failed_list(failed: FailedJobRegistry, limit: int) -> int:
-    job_ids = failed.get_job_ids(0, max(0, limit - 1), desc=True)
-    jobs = Job.fetch_many(job_ids, connection=failed.connection, serializer=JSONSerializer)
-    for job_id, job in zip(job_ids, jobs, strict=True):
-        reason = _reason(job).strip().splitlines()[0] if job is not None and _reason(job).strip() else "?"
-        ended = job.ended_at.isoformat() if job is not None and job.ended_at else "-"
-        print(f"{job_id}\t{ended}\t{reason}")
-    print(f"{len(job_ids)} failed job(s) shown", file=sys.stderr)
-    return EXIT_OK
-
-
-def _failed_show(connection: redis.Redis, failed: FailedJobRegistry, job_id: str) -> int:
-    if job_id not in failed:
-        return _error(f"{job_id} is not in the failed registry of {failed.name}", EXIT_FAILURE)
-    job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
-    shown = {
-        "job_id": job_id,
-        "function": job.func_name,
-        "status": job.get_status().value,
-        "ended_at": job.ended_at.isoformat() if job.ended_at else None,
-        "reason": _reason(job),
-        "run": runs.get_run(connection, job_id),
-    }
-    print(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
-    return EXIT_OK
-
-
-def _failed_retry(failed: FailedJobRegistry, job_ids: list[str], *, every: bool) -> int:
-    if every == bool(job_ids):
-        return _error("retry: give job ids or --all (not both)", EXIT_USAGE)
-    targets = failed.get_job_ids() if every else job_ids
-    failures = 0
-    for job_id in targets:
-        try:
-            failed.requeue(job_id)
-            runs.write(failed.connection, job_id, status="queued", note="requeued from the failed registry")
-            print(f"{job_id}: requeued")
-        except (InvalidJobOperation, NoSuchJobError):
-            print(f"{job_id}: not in the failed registry", file=sys.stderr)
-            failures += 1
-    return EXIT_FAILURE if failures else EXIT_OK
-
-
-def _reason(job: Job) -> str:
-    result = job.latest_result()
-    return (result.exc_string or "") if result is not None else ""
-
-
 def _unreachable(url: str) -> str | None:
     """Why Redis at ``url`` does not answer a ping (the exception's name), or ``None`` when it does."""
     try:
@@ -453,8 +362,3 @@ def _unreachable(url: str) -> str | None:
     except (redis.RedisError, OSError) as exc:
         return type(exc).__name__
     return None
-
-
-def _error(message: str, code: int) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
