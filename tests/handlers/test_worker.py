@@ -52,7 +52,8 @@ def test_runs_many_jobs_at_once_in_one_process(redis_url: str, redis_client: red
 
 def test_rq_info_lists_the_worker_and_its_queue(redis_url: str, redis_client: redis.Redis) -> None:
     """Operators keep ``rq info``: the worker shows up, busy, on the gateway queue."""
-    job_id = enqueue(redis_client, slack_envelope("E1", test={"sleep": 3}))
+    # Long enough to still run after `rq info` starts on a loaded machine; the worker is killed at the end.
+    job_id = enqueue(redis_client, slack_envelope("E1", test={"sleep": 30}))
     with WorkerProcess(redis_url, "--name", "info-probe", *FAST):
         wait_until(lambda: _status(redis_client, job_id) == "running")
         info = subprocess.run(
