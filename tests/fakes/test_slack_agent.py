@@ -448,3 +448,38 @@ def test_context_actions_take_at_most_five_elements(slack: SlackFake) -> None:
         == "invalid_blocks"
     )
     _client(slack).chat_postMessage(channel=DM, text="a", blocks=[{**block, "elements": [good] * 5}])
+
+
+def test_form_encoded_calls_take_json_arrays(slack: SlackFake) -> None:
+    """Slack takes these methods as forms too: arrays then travel as JSON text."""
+    client, thread = _client(slack), _thread(slack)
+    client.api_call(
+        "assistant.threads.setStatus",
+        data={
+            "channel_id": DM,
+            "thread_ts": thread,
+            "status": "is reading...",
+            "loading_messages": '["a", "b"]',
+        },
+    )
+    assert slack.status(DM, thread) == {"status": "is reading...", "loading_messages": ["a", "b"]}
+    ts = client.api_call("chat.startStream", data={"channel": DM, "thread_ts": thread})["ts"]
+    client.api_call(
+        "chat.appendStream",
+        data={"channel": DM, "ts": ts, "chunks": '[{"type": "markdown_text", "text": "hi"}]'},
+    )
+    refused = _refused(
+        client.api_call, api_method="chat.appendStream", data={"channel": DM, "ts": ts, "chunks": "[{}]"}
+    )
+    assert refused["error"] == "invalid_chunks"
+    assert slack.message(DM, ts)["text"] == "hi"  # type: ignore[index]
+
+
+def test_a_streamed_answers_feedback_buttons_can_be_clicked(slack: SlackFake) -> None:
+    client, thread = _client(slack), _thread(slack)
+    streamer = client.chat_stream(channel=DM, thread_ts=thread)
+    streamer.append(markdown_text="the answer")
+    streamer.stop(blocks=[feedback.buttons("job-4")])
+    assert streamer.ts is not None
+    (action,) = slack.press_feedback(DM, streamer.ts, "good")["actions"]
+    assert feedback.read_value(action["value"]) == ("good", "job-4")
