@@ -83,7 +83,7 @@ class SlackFake(FakeServer):
         self._codes: dict[str, dict[str, Any]] = {}  # OAuth code -> the installation it grants
         self._refresh: dict[str, dict[str, Any]] = {}  # live refresh token -> the installation
         self._token_ids = itertools.count(1)
-        self.agent = AgentSurface(
+        self._agent = AgentSurface(
             self._messages, self._store_bot, bot_id=BOT_ID, agent=agent, stream_ttl=stream_ttl, clock=clock
         )
         super().__init__(prefix=prefix)
@@ -108,12 +108,12 @@ class SlackFake(FakeServer):
             "chat.delete": self._delete,
             "conversations.replies": self._replies,
             "users.info": self._users_info,
-            "assistant.threads.setStatus": self._agent_call(self.agent.set_status),
-            "assistant.threads.setTitle": self._agent_call(self.agent.set_title),
-            "assistant.threads.setSuggestedPrompts": self._agent_call(self.agent.set_suggested_prompts),
-            "chat.startStream": self._agent_call(self.agent.start_stream),
-            "chat.appendStream": self._agent_call(self.agent.append_stream),
-            "chat.stopStream": self._agent_call(self.agent.stop_stream),
+            "assistant.threads.setStatus": self._agent_call(self._agent.set_status),
+            "assistant.threads.setTitle": self._agent_call(self._agent.set_title),
+            "assistant.threads.setSuggestedPrompts": self._agent_call(self._agent.set_suggested_prompts),
+            "chat.startStream": self._agent_call(self._agent.start_stream),
+            "chat.appendStream": self._agent_call(self._agent.append_stream),
+            "chat.stopStream": self._agent_call(self._agent.stop_stream),
         }
         for name, handler in methods.items():
             yield route("POST", f"/{name}", self._limited(name, handler))
@@ -199,33 +199,33 @@ class SlackFake(FakeServer):
     def status(self, channel: str, thread_ts: str) -> dict[str, Any] | None:
         """The thread's status (``{"status", "loading_messages"}``), None once cleared or timed out."""
         with self._cond:
-            return self.agent.status(channel, thread_ts)
+            return self._agent.status(channel, thread_ts)
 
     def statuses(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         """Every accepted ``assistant.threads.setStatus`` call's arguments for the thread, in order."""
         with self._cond:
-            return self.agent.statuses(channel, thread_ts)
+            return self._agent.statuses(channel, thread_ts)
 
     def title(self, channel: str, thread_ts: str) -> str | None:
         """The thread's title (``assistant.threads.setTitle``), or None."""
         with self._cond:
-            return self.agent.title(channel, thread_ts)
+            return self._agent.title(channel, thread_ts)
 
     def suggested_prompts(self, channel: str, thread_ts: str | None) -> dict[str, Any] | None:
         """The last ``{"title", "prompts"}`` set for the thread (``thread_ts`` None: for the channel)."""
         with self._cond:
-            return self.agent.suggested_prompts(channel, thread_ts)
+            return self._agent.suggested_prompts(channel, thread_ts)
 
     def stream(self, channel: str, ts: str) -> dict[str, Any] | None:
         """The stream behind message ``ts``: ``state``, ``chunks``, ``appends``, recipients and
         ``task_display_mode``; None if the bot never streamed that message."""
         with self._cond:
-            return self.agent.stream(channel, ts)
+            return self._agent.stream(channel, ts)
 
     def expire_stream(self, channel: str, ts: str) -> None:
         """Slack's undocumented stream timeout: message ``ts`` leaves the streaming state now."""
         with self._cond:
-            self.agent.expire(channel, ts)
+            self._agent.expire(channel, ts)
 
     def response_url(self, key: str | None = None, *, issued_at: float | None = None) -> str:
         """A ``response_url`` for slash-command fixtures, issued ``issued_at`` (default now); what is
@@ -250,7 +250,7 @@ class SlackFake(FakeServer):
         self.deleted.clear()
         self.limits.reset()
         self.response_urls.reset()
-        self.agent.reset()
+        self._agent.reset()
 
     # -- FakeServer hooks ------------------------------------------------------------------------
 
@@ -318,7 +318,7 @@ class SlackFake(FakeServer):
             return refused
         fields = _content(args) | {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID}
         ts = self._store(args["channel"], fields, ts=None, thread_ts=args.get("thread_ts"))
-        self.agent.on_bot_message(args["channel"], args.get("thread_ts"))  # a reply clears the status
+        self._agent.on_bot_message(args["channel"], args.get("thread_ts"))  # a reply clears the status
         stored = copy.deepcopy(self._messages[args["channel"]][ts])
         return _ok(channel=args["channel"], ts=ts, message=stored, **_warnings(args))
 

@@ -483,3 +483,21 @@ def test_a_streamed_answers_feedback_buttons_can_be_clicked(slack: SlackFake) ->
     assert streamer.ts is not None
     (action,) = slack.press_feedback(DM, streamer.ts, "good")["actions"]
     assert feedback.read_value(action["value"]) == ("good", "job-4")
+
+
+def test_chat_update_on_a_message_still_streaming_is_allowed_and_appends_follow_it(slack: SlackFake) -> None:
+    """Slack documents nothing here; the fake allows it (README: choice)."""
+    client, thread = _client(slack), _thread(slack)
+    ts = client.chat_startStream(channel=DM, thread_ts=thread, markdown_text="draft")["ts"]
+    client.chat_update(channel=DM, ts=ts, text="rewritten")
+    client.chat_appendStream(channel=DM, ts=ts, markdown_text=" and more")
+    assert slack.message(DM, ts)["text"] == "rewritten and more"  # type: ignore[index]
+    assert slack.stream(DM, ts)["state"] == "streaming"  # type: ignore[index]
+
+
+def test_reset_state_forgets_the_agent_surface(slack: SlackFake) -> None:
+    client, thread = _client(slack), _thread(slack)
+    client.assistant_threads_setStatus(channel_id=DM, thread_ts=thread, status="is thinking...")
+    ts = client.chat_startStream(channel=DM, thread_ts=thread)["ts"]
+    slack.reset_state()
+    assert slack.statuses(DM, thread) == [] and slack.stream(DM, ts) is None and slack.messages(DM) == []
