@@ -18,6 +18,8 @@ from rq.serializers import JSONSerializer
 
 from gateway.queue import FAILURE_TTL, RESULT_TTL
 from handlers.state import runs
+from tests.handlers.llm.fake_model import ModelFake
+from tests.handlers.llm.model import answer
 from tests.handlers.streaming_platform import INTERVAL, STREAM_LOG
 from tests.handlers.support import FAST, QUEUE, WorkerProcess, slack_envelope, wait_until
 
@@ -141,3 +143,29 @@ def test_on_cancel_comes_after_everything_streamed_and_nothing_streams_after_it(
     streams = [hook for hook in hooks if hook["hook"] == "on_stream"]
     assert "".join(call["text"] for call in streams) == "".join(PIECES[:3])
     assert hooks[-1]["started"] >= streams[-1]["ended"]
+
+
+@pytest.mark.parametrize("stream", ["on", "off"])
+def test_the_llm_agent_streams_the_model_answer_through_a_worker_unless_llm_stream_is_off(
+    stream: str, redis_url: str, redis_client: redis.Redis
+) -> None:
+    answer_text = "The deploy waits on the db migration; rerun it after the lock clears. " * 3
+    with ModelFake() as model:
+        model.script(answer(answer_text))
+        job_id = _enqueue(redis_client, {})
+        env = {"LLM_BASE_URL": model.base_url, "LLM_MODEL": "e2e-model", "LLM_STREAM": stream}
+        with WorkerProcess(redis_url, "--burst", agent="llm", env=env) as worker:
+            assert worker.wait() == 0
+        asked = [call.body for call in model.calls("POST", "/chat/completions")]
+    assert len(asked) == 1 and asked[0].get("stream", False) is (stream == "on")
+    hooks = _hooks(redis_client)
+    assert hooks[-1]["hook"] == "deliver" and hooks[-1]["text"] == answer_text
+    streams = [hook for hook in hooks if hook["hook"] == "on_stream"]
+    record = runs.get_run(redis_client, job_id)
+    assert record is not None and record["status"] == "succeeded"
+    if stream == "off":
+        assert streams == [] and "streamed_chars" not in record
+        return
+    assert "".join(call["text"] for call in streams) == answer_text == hooks[-1]["streamed"]
+    _check_stream_calls(streams)
+    assert int(record["streamed_chars"]) == len(answer_text)
