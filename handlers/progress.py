@@ -127,8 +127,11 @@ class StreamRelay:
             self._pending.append(text)
         if _on_loop(self._loop):
             self._wake()
-        else:
+            return
+        try:
             self._loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # the loop is closed: a thread that outlived its run streams to nobody
+            return
 
     async def close(self) -> None:
         """Refuse new text, then send what is pending and await the last call (bounded)."""

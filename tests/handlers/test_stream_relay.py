@@ -216,3 +216,24 @@ def test_two_threads_streaming_at_once_reach_the_platform_in_the_order_streamed_
 
     platform, run = asyncio.run(scenario())
     assert "".join(platform.deltas) == run.streamed and len(run.streamed) > 2000
+
+
+def test_a_thread_that_outlives_the_loop_can_still_call_push_without_an_error() -> None:
+    async def make() -> StreamRelay:
+        return StreamRelay(Platform().send, interval=0.0, log=LOG)
+
+    loop = asyncio.new_event_loop()
+    relay = loop.run_until_complete(make())
+    loop.close()
+    errors: list[BaseException] = []
+
+    def late() -> None:
+        try:
+            relay.push("after the run")
+        except BaseException as exc:  # noqa: BLE001 - the test records it
+            errors.append(exc)
+
+    thread = threading.Thread(target=late)
+    thread.start()
+    thread.join()
+    assert errors == []
