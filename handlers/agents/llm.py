@@ -6,7 +6,9 @@ system prompt (or ``LLM_SYSTEM_PROMPT``), the session's earlier turns trimmed to
 ``LLM_HISTORY_TOKENS``, and the event; the model then reads what it needs through read-only tools
 (each platform's ``tools`` module) under the run's budgets (``handlers.llm.loop``). Follow-ups
 sent while it works join as user turns; where the platform can post into the conversation the
-model may also ``ask_user`` (``handlers.llm.conversation``).
+model may also ``ask_user`` (``handlers.llm.conversation``). With ``LLM_STREAM=on`` the model's
+text is streamed with ``run.stream`` as it arrives (``handlers.llm.streaming``); the reply is
+the whole answer.
 
 Run accounting (model, steps, tokens, tool calls, latency) is returned in ``Reply.data["llm"]``
 and logged with the run's context.

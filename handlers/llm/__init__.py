@@ -4,6 +4,7 @@
 - ``completion``: what one model answer is, parsed from JSON or from server-sent events;
 - ``breaker``: the circuit breaker every run of a worker process shares;
 - ``loop``: the tool-calling loop under its budgets (steps, tokens, wall clock);
+- ``streaming``: the model's streamed text passed on to ``run.stream``, once, across retries;
 - ``prompts`` and ``memory``: system prompts and session history trimmed to a token budget;
 - ``spans``: what the trace spans of model and tool calls say (OpenTelemetry's GenAI conventions).
 

@@ -2,7 +2,8 @@
 
 One ``httpx.AsyncClient`` per worker process (its connection pool is shared by every run), created
 lazily inside the running loop. Each call streams the answer (server-sent events) unless
-``LLM_STREAM=off``, and also accepts a plain JSON answer from servers that ignore ``stream``. Connect
+``LLM_STREAM=off``, and also accepts a plain JSON answer from servers that ignore ``stream``; the
+pieces of a streamed answer's text go to the caller's ``on_content`` as they arrive. Connect
 and read timeouts are separate: a model that keeps streaming slowly is fine, one that stalls is not.
 
 Every request caps the answer (``max_tokens``, ``LLM_MAX_ANSWER_TOKENS``) and, when it offers
@@ -45,7 +46,7 @@ from handlers.errors import (
 )
 from handlers.llm import spans
 from handlers.llm.breaker import CircuitBreaker, breaker_for
-from handlers.llm.completion import MAX_STREAM_CHUNKS, Completion, StreamAssembler, from_json
+from handlers.llm.completion import MAX_STREAM_CHUNKS, Completion, ContentSink, StreamAssembler, from_json
 from handlers.retry import RetryPolicy, retry_after_header
 
 __all__ = ["CONNECT_TIMEOUT", "MODEL_POLICY", "ChatClient", "ChatConfig", "shared_http"]
@@ -133,26 +134,38 @@ class ChatClient:
         self._http = http
 
     async def complete(
-        self, messages: Sequence[dict[str, Any]], *, tools: Sequence[dict[str, Any]] = (), deadline: float
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        tools: Sequence[dict[str, Any]] = (),
+        deadline: float,
+        on_content: ContentSink | None = None,
     ) -> Completion:
         """One answer for ``messages``; ``deadline`` (Unix time) bounds the call and its retries.
 
-        Raises ``DeadlineReached``, ``UnusableAnswer``, ``TransientError`` (including ``CircuitOpen``)
-        or ``PermanentError``. With tracing on, the call and its retries are one ``chat`` span.
+        ``on_content(piece, offset)`` gets the answer's ``content`` as a streamed answer brings it
+        (nothing when the server answers whole, as with ``LLM_STREAM=off``); an attempt that is
+        retried starts again at offset 0. Raises ``DeadlineReached``, ``UnusableAnswer``,
+        ``TransientError`` (including ``CircuitOpen``) or ``PermanentError``. With tracing on, the
+        call and its retries are one ``chat`` span.
         """
         with spans.chat(self.config) as span:
-            completion = await self._complete(messages, tools, deadline)
+            completion = await self._complete(messages, tools, deadline, on_content)
             span.set(spans.answered(completion))
             return completion
 
     async def _complete(
-        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]], deadline: float
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]],
+        deadline: float,
+        on_content: ContentSink | None,
     ) -> Completion:
         retries, resent = 0, False
         while True:
             self.breaker.before_call()
             try:
-                completion = await self._counted_attempt(messages, tools, deadline)
+                completion = await self._counted_attempt(messages, tools, deadline, on_content)
             except _StaleConnection:
                 self.breaker.release()
                 if resent:
@@ -181,10 +194,14 @@ class ChatClient:
         return decision.delay
 
     async def _counted_attempt(
-        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]], deadline: float
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]],
+        deadline: float,
+        on_content: ContentSink | None,
     ) -> Completion:
         try:
-            completion = await self._attempt(messages, tools, deadline)
+            completion = await self._attempt(messages, tools, deadline, on_content)
         except Exception:
             metrics.count_model_call("error")
             raise
@@ -192,14 +209,18 @@ class ChatClient:
         return completion
 
     async def _attempt(
-        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]], deadline: float
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]],
+        deadline: float,
+        on_content: ContentSink | None,
     ) -> Completion:
         left = deadline - time.time()
         if left <= 0:
             raise DeadlineReached()
         try:
             async with asyncio.timeout(left):
-                return await self._post(messages, tools)
+                return await self._post(messages, tools, on_content)
         except TimeoutError:
             raise DeadlineReached() from None
         except httpx.RemoteProtocolError as exc:
@@ -209,7 +230,12 @@ class ChatClient:
         except httpx.TransportError as exc:
             raise TransientError(f"cannot reach the model server ({type(exc).__name__})") from None
 
-    async def _post(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> Completion:
+    async def _post(
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]],
+        on_content: ContentSink | None,
+    ) -> Completion:
         http = self._http or shared_http()
         request = http.build_request(
             "POST",
@@ -221,7 +247,7 @@ class ChatClient:
         response = await http.send(request, stream=True)
         try:
             await _raise_for_status(response)
-            return await _read_answer(response)
+            return await _read_answer(response, on_content)
         finally:
             await response.aclose()
 
@@ -302,10 +328,10 @@ def _message_of(body: Any) -> str:
     return str(detail or body.get("message") or "")
 
 
-async def _read_answer(response: httpx.Response) -> Completion:
+async def _read_answer(response: httpx.Response, on_content: ContentSink | None) -> Completion:
     if "json" in response.headers.get("content-type", ""):
         return _parse_json(await response.aread())
-    assembler = StreamAssembler()
+    assembler = StreamAssembler(on_content)
     other: list[str] = []  # lines that are not SSE: a JSON answer with the wrong content type
     async for line in response.aiter_lines():
         assembler.feed_line(line)

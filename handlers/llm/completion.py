@@ -6,19 +6,34 @@ OpenAI-compatible servers stream ``data: {chunk}`` lines ending with ``data: [DO
 in a last chunk when ``stream_options.include_usage`` is honoured. Servers differ: some send whole tool
 calls in one chunk without an ``index``, some ignore ``stream`` and answer plain JSON, some put an
 ``error`` object in the stream. https://platform.openai.com/docs/api-reference/chat-streaming
+
+A ``StreamAssembler`` given ``on_content`` also hands each piece of ``content`` on as it arrives,
+with its offset in the answer (``ContentSink``), so the ``llm`` agent can stream it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from handlers.errors import TransientError, UnusableAnswer
 
-__all__ = ["MAX_STREAM_CHUNKS", "Completion", "from_json", "StreamAssembler", "ToolCall", "Usage"]
+__all__ = [
+    "MAX_STREAM_CHUNKS",
+    "Completion",
+    "ContentSink",
+    "from_json",
+    "StreamAssembler",
+    "ToolCall",
+    "Usage",
+]
 
 MAX_STREAM_CHUNKS = 100_000  # a bound on a server that never sends [DONE]
+
+ContentSink = Callable[[str, int], None]
+"""Takes a piece of an answer's streamed ``content`` and its offset in that answer (``0`` first)."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +100,10 @@ def from_json(body: Any) -> Completion:
 class StreamAssembler:
     """Accumulates streamed chunks into one ``Completion``; feed it each ``data:`` payload."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_content: ContentSink | None = None) -> None:
+        self._on_content = on_content
         self._content: list[str] = []
+        self._content_chars = 0
         self._calls: dict[int, dict[str, Any]] = {}
         self._finish: str | None = None
         self._usage: Usage | None = None
@@ -141,10 +158,17 @@ class StreamAssembler:
         delta = choice.get("delta") or choice.get("message") or {}
         if not isinstance(delta, dict):
             return
-        if isinstance(delta.get("content"), str):
-            self._content.append(delta["content"])
+        if isinstance(delta.get("content"), str) and delta["content"]:
+            self._add_content(delta["content"])
         for position, piece in enumerate(_list(delta.get("tool_calls"))):
             self._merge_call(piece, position)
+
+    def _add_content(self, text: str) -> None:
+        offset = self._content_chars
+        self._content.append(text)
+        self._content_chars += len(text)
+        if self._on_content is not None:
+            self._on_content(text, offset)
 
     def _merge_call(self, piece: Any, position: int) -> None:
         if not isinstance(piece, dict):

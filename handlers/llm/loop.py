@@ -10,7 +10,9 @@ it for good (``ConversationRefused``): the work done is kept, nothing is retried
 tool calls, likely cut mid-arguments, are not run. An unusable answer (nothing said, tool calls that
 cannot be read) becomes an error reply. Every step and every tool call is reported with
 ``run.progress``. Follow-ups people sent while the run works join the conversation as user
-turns before each model call (``handlers.llm.conversation``).
+turns before each model call (``handlers.llm.conversation``). The text of every streamed answer
+goes to ``run.stream`` as it arrives (``handlers.llm.streaming``); the ``Reply`` is still the
+whole answer.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from handlers.llm.client import ChatClient
 from handlers.llm.completion import Completion, ToolCall
 from handlers.llm.conversation import follow_up_turns
 from handlers.llm.memory import ESTIMATOR, TokenEstimator
+from handlers.llm.streaming import AnswerStream
 from handlers.tools import Tool, cap
 
 __all__ = ["MALFORMED_LIMIT", "MAX_CALLS_PER_STEP", "TOOL_TIMEOUT", "Budgets", "ToolLoop"]
@@ -84,6 +87,7 @@ class ToolLoop:
         self._malformed = 0
         self._said: list[str] = []  # what the model wrote alongside its tool calls
         self._looked_at: list[str] = []
+        self._stream = AnswerStream(run)
 
     async def run(self, messages: list[dict[str, Any]]) -> Reply:
         """Loop until an answer or a budget; raises only ``TransientError``/``PermanentError``."""
@@ -126,7 +130,10 @@ class ToolLoop:
         schemas = [tool.schema() for tool in self.tools.values()] if with_tools else []
         started = time.monotonic()
         deadline = self._run.deadline - self.budgets.reserve
-        completion = await self.client.complete(messages, tools=schemas, deadline=deadline)
+        self._stream.step()
+        completion = await self.client.complete(
+            messages, tools=schemas, deadline=deadline, on_content=self._stream.feed
+        )
         chars = len(json.dumps(messages, ensure_ascii=False))
         before = (self.account.prompt_tokens, self.account.completion_tokens)
         self.account.add_step(

@@ -79,8 +79,10 @@ def make_run(
     seconds: float = 60.0,
     services: Services | None = None,
     mailbox: Mailbox | None = None,
+    streamed: list[str] | None = None,
 ) -> tuple[Run, list[str]]:
-    """A real ``Run`` with ``seconds`` left, and the list its progress messages land in."""
+    """A real ``Run`` with ``seconds`` left, and the list its progress messages land in (and the
+    pieces it streams, in ``streamed`` when given)."""
     progress: list[str] = []
     run = Run(
         job_id="slack-Ev1",
@@ -92,6 +94,7 @@ def make_run(
         on_progress=progress.append,
         services=services or Services(WorkerSettings.from_environ({})),
         mailbox=mailbox,
+        on_stream=streamed.append if streamed is not None else None,
     )
     return run, progress
 
