@@ -25,6 +25,10 @@ from tests.e2e.support import API, Ingress, ingress, recording, with_json
 from tests.handlers.support import FAST, WorkerProcess, agent_log, job_status
 
 pytestmark = pytest.mark.timeout(120)
+# Until the fake Slack has the agent methods (helper "fake", branch i14-fake) merged in.
+needs_agent_fake = pytest.mark.skipif(
+    not hasattr(HoldingSlackFake, "suggested_prompts"), reason="the fake Slack has no assistant.threads.* yet"
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = "slack-Ev0001AM0001"  # the recorded mention, whose answer the recorded click rates
@@ -173,3 +177,83 @@ def test_a_direct_message_outside_an_assistant_thread_has_no_assistant_context(
     assert gateway.post_recording(recording("slack", "message.im")) == 200  # its own thread
     _work(redis_url, slack, SLACK_SUGGESTED_PROMPTS="off")
     assert "assistant_context" not in _facts_seen(redis_client, "Ev0001MI0001")
+
+
+def _started(gateway: Ingress, slack: HoldingSlackFake) -> str:
+    slack.seed_message(DM, "", ts=ASSISTANT_THREAD, user="U0002")
+    return _assistant_event(gateway, "assistant_thread_started")
+
+
+@needs_agent_fake
+def test_a_new_assistant_thread_gets_the_suggested_prompts_and_a_title_and_no_run(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    job = _started(gateway, slack)
+    _work(redis_url, slack, SLACK_SUGGESTED_PROMPTS="Summarize=Summarize this channel|status")
+    assert job_status(redis_client, job) == "finished"
+    assert slack.suggested_prompts(DM, ASSISTANT_THREAD) == {
+        "title": "Try asking",
+        "prompts": [
+            {"title": "Summarize", "message": "Summarize this channel"},
+            {"title": "status", "message": "status"},
+        ],
+    }
+    assert slack.title(DM, ASSISTANT_THREAD) == "New chat"
+    assert _posted(slack) == 0 and agent_log(redis_client) == []
+    note = (runs.get_run(redis_client, job) or {})["note"]
+    assert "assistant.threads.setSuggestedPrompts: ok" in note and "assistant.threads.setTitle: ok" in note
+
+
+@needs_agent_fake
+def test_with_the_prompts_off_a_new_thread_only_gets_its_title(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    _started(gateway, slack)
+    _work(redis_url, slack, SLACK_SUGGESTED_PROMPTS="off")
+    assert slack.calls("POST", "/assistant.threads.setSuggestedPrompts") == []
+    assert slack.suggested_prompts(DM, ASSISTANT_THREAD) is None
+    assert slack.title(DM, ASSISTANT_THREAD) == "New chat"
+
+
+def test_an_app_without_the_agent_feature_is_logged_with_the_fix_and_not_retried(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    refusal = {"ok": False, "error": "not_agent_app"}
+    slack.fail_next("POST", "/assistant.threads.setSuggestedPrompts", 200, body=refusal, times=5)
+    job = _started(gateway, slack)
+    environ = {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.base_url}
+    with WorkerProcess(redis_url, *FAST, "--burst", env=environ) as worker:
+        assert worker.wait(timeout=60) == 0
+        output = worker.output()
+    assert job_status(redis_client, job) == "finished"  # ended, not failed nor scheduled again
+    assert len(slack.calls("POST", "/assistant.threads.setSuggestedPrompts")) == 1
+    assert "Slack refused assistant.threads.setSuggestedPrompts" in output and "Agents & AI Apps" in output
+    assert "refused: not_agent_app" in (runs.get_run(redis_client, job) or {})["note"]
+    assert slack.token not in output
+
+
+@needs_agent_fake
+def test_a_rate_limited_prompts_call_waits_and_is_made_again(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    slack.fail_next("POST", "/assistant.threads.setSuggestedPrompts", 429, headers={"Retry-After": "1"})
+    slack.fail_next("POST", "/assistant.threads.setTitle", 503)
+    job = _started(gateway, slack)
+    _work(redis_url, slack)
+    assert job_status(redis_client, job) == "finished"
+    assert len(slack.calls("POST", "/assistant.threads.setSuggestedPrompts")) == 2
+    assert slack.suggested_prompts(DM, ASSISTANT_THREAD) is not None
+    assert slack.title(DM, ASSISTANT_THREAD) == "New chat"
+
+
+def test_without_a_bot_token_a_new_thread_is_noted_and_nothing_called(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    job = _started(gateway, slack)
+    with WorkerProcess(
+        redis_url, *FAST, "--burst", env={"SLACK_BOT_TOKEN": "", "SLACK_API_URL": slack.base_url}
+    ) as w:
+        assert w.wait(timeout=60) == 0
+    assert job_status(redis_client, job) == "finished"
+    assert slack.calls("POST", "/assistant.threads.setTitle") == []
+    assert "no bot token" in (runs.get_run(redis_client, job) or {})["note"]
