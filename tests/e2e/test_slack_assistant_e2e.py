@@ -25,10 +25,6 @@ from tests.e2e.support import API, Ingress, ingress, recording, with_json
 from tests.handlers.support import FAST, WorkerProcess, agent_log, job_status
 
 pytestmark = pytest.mark.timeout(120)
-# Until the fake Slack has the agent methods (helper "fake", branch i14-fake) merged in.
-needs_agent_fake = pytest.mark.skipif(
-    not hasattr(HoldingSlackFake, "suggested_prompts"), reason="the fake Slack has no assistant.threads.* yet"
-)
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = "slack-Ev0001AM0001"  # the recorded mention, whose answer the recorded click rates
@@ -184,7 +180,6 @@ def _started(gateway: Ingress, slack: HoldingSlackFake) -> str:
     return _assistant_event(gateway, "assistant_thread_started")
 
 
-@needs_agent_fake
 def test_a_new_assistant_thread_gets_the_suggested_prompts_and_a_title_and_no_run(
     redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
 ) -> None:
@@ -204,7 +199,6 @@ def test_a_new_assistant_thread_gets_the_suggested_prompts_and_a_title_and_no_ru
     assert "assistant.threads.setSuggestedPrompts: ok" in note and "assistant.threads.setTitle: ok" in note
 
 
-@needs_agent_fake
 def test_with_the_prompts_off_a_new_thread_only_gets_its_title(
     redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
 ) -> None:
@@ -232,7 +226,6 @@ def test_an_app_without_the_agent_feature_is_logged_with_the_fix_and_not_retried
     assert slack.token not in output
 
 
-@needs_agent_fake
 def test_a_rate_limited_prompts_call_waits_and_is_made_again(
     redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
 ) -> None:
