@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from gateway import runs
+from handlers.slack import feedback
 from tests.e2e.holding import HoldingSlackFake
 from tests.e2e.support import API, Ingress, ingress, recording, with_json
 from tests.handlers.support import FAST, WorkerProcess, agent_log, job_status
@@ -106,6 +107,24 @@ def test_feedback_clicks_are_recorded_with_the_run_one_rating_per_person(
         ("U0009", "good"),
         ("U0001", "bad"),
     ]
+
+
+def test_a_click_on_the_buttons_under_an_answer_is_recorded_with_that_answers_run(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    """The fake Slack's own click (``press_feedback``) on a message carrying ``feedback.buttons``."""
+    _mention(gateway)
+    _work(redis_url, slack)
+    answer = slack.seed_message(
+        "C0001", "the answer", thread_ts="1795345212.000100", bot_id="B0001", blocks=[feedback.buttons(JOB)]
+    )
+    payload = slack.press_feedback("C0001", answer, "bad", user="U0007")
+    body = ("payload=" + quote_plus(json.dumps(payload))).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert gateway.post("slack", body, headers) == 200
+    _work(redis_url, slack)
+    record = runs.get_run(redis_client, JOB) or {}
+    assert [(f["user"], f["rating"]) for f in record["feedback"]] == [("U0007", "bad")]
 
 
 def test_feedback_for_an_unknown_run_is_logged_and_changes_nothing(
