@@ -47,7 +47,7 @@ _WORKER_COMMANDS = {
 # Commands that run the gateway read the settings file (.env) first; the environment wins.
 # (``setup`` reads and writes it itself: it must tell the file's values from the environment's.)
 _READS_ENV_FILE = frozenset(
-    {"serve", "dev", "worker", "check", "socket", "replay", "failed", "runs", "recover"}
+    {"serve", "dev", "worker", "check", "socket", "replay", "failed", "runs", "recover", "manifest"}
 )
 
 

@@ -10,10 +10,11 @@ Record fields: ``status`` (``STATUSES``), ``platform``, ``delivery_id``, ``event
 ``attempts`` (starts), ``retries`` (transient retries scheduled), ``queued_at``, ``started_at``,
 ``ended_at``, ``duration``, ``worker``, ``error``, ``reply``, ``next_attempt_at``, ``note``,
 ``undelivered`` (why a reply could not be posted, e.g. an expired Slack ``response_url``), the
-list of ``progress`` messages, and ``outcome`` (``recovered``), ``source`` and ``recovered_at``
-when a recovery sweep (``handlers.recover``) brought the delivery back. Every ``write`` that sets
-a ``status`` also appends a ``status`` event (and ``done`` when the status ends the run) on the
-same pipeline, so the event and the record commit together.
+list of ``progress`` messages, ``outcome`` (``recovered``), ``source`` and ``recovered_at``
+when a recovery sweep (``handlers.recover``) brought the delivery back, and ``feedback``: the
+ratings people gave the answer (Slack's feedback buttons, ``add_feedback``), one per person.
+Every ``write`` that sets a ``status`` also appends a ``status`` event (and ``done`` when the
+status ends the run) on the same pipeline, so the event and the record commit together.
 
 Every event has a kind (``event``, one of
 ``EVENT_KINDS``) and ``data`` (JSON), and its id (``<ms>-<seq>``, from the shared stream) only
@@ -57,7 +58,9 @@ __all__ = [
     "RunEvent",
     "RunPage",
     "Status",
+    "RATINGS",
     "add_event",
+    "add_feedback",
     "add_progress",
     "decode_stream",
     "get_run",
@@ -117,9 +120,26 @@ _EXTRAS = (
     "duration",
     "worker",
     "accounting",
+    "feedback",
     "outcome",
     "source",
     "recovered_at",
+)
+RATINGS: tuple[str, ...] = ("good", "bad")
+# Sets one person's rating in the record's ``feedback`` field (JSON: user -> {rating, at}), in
+# one step so two clicks at once both count; a record that does not exist is left alone.
+#   KEYS[1] the run record; ARGV[1] user, ARGV[2] rating, ARGV[3] when (ISO-8601)
+_ADD_FEEDBACK = Script(
+    None,  # type: ignore[arg-type]
+    b"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local raw = redis.call('HGET', KEYS[1], 'feedback')
+local given = {}
+if raw then given = cjson.decode(raw) end
+given[ARGV[1]] = {rating = ARGV[2], at = ARGV[3]}
+redis.call('HSET', KEYS[1], 'feedback', cjson.encode(given))
+return 1
+""",
 )
 _SCAN_BATCH = 200
 _MAX_SCANNED = 5000  # index entries one filtered page may look at before it answers with a cursor
@@ -218,6 +238,24 @@ def add_event(pipe: Pipeline | redis.Redis, job_id: str, kind: str, **data: Any)
     )
 
 
+def add_feedback(connection: redis.Redis, job_id: str, *, rating: str, user: str, at: str) -> bool:
+    """Record that ``user`` rated run ``job_id``'s answer ``rating`` (``good`` or ``bad``) at ``at``
+    (ISO-8601); a later rating by the same user replaces theirs. False, changing nothing, when
+    the run has no record (unknown, or no longer kept)."""
+    if rating not in RATINGS:
+        raise ValueError(f"rating must be one of {RATINGS}, got {rating!r}")
+    return bool(_ADD_FEEDBACK(keys=[keys.run(job_id)], args=[user, rating, at], client=connection))
+
+
+def _feedback(raw: str) -> list[dict[str, str]]:
+    """The ``feedback`` field as a list of ``{user, rating, at}``, oldest first."""
+    given = orjson.loads(raw)
+    if not isinstance(given, dict):
+        return []
+    rows = [{"user": str(user), **value} for user, value in given.items() if isinstance(value, dict)]
+    return sorted(rows, key=lambda row: (str(row.get("at", "")), row["user"]))
+
+
 def _clip(value: object) -> str | int | float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
@@ -240,9 +278,10 @@ def get_run(connection: redis.Redis, job_id: str) -> dict[str, Any] | None:
         record[name] = int(record.get(name, 0))
     if "duration" in record:
         record["duration"] = float(record["duration"])
-    for name in ("accounting", "feedback"):
-        if name in record:
-            record[name] = orjson.loads(record[name])
+    if "accounting" in record:
+        record["accounting"] = orjson.loads(record["accounting"])
+    if "feedback" in record:
+        record["feedback"] = _feedback(record["feedback"])
     return record
 
 

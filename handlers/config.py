@@ -21,6 +21,7 @@ from gateway.config import SECRET_VARIABLES as WEB_SECRET_VARIABLES
 from gateway.config import VARIABLES as WEB_VARIABLES
 from gateway.config import Reader, Settings, redact
 from gateway.errors import ConfigError
+from gateway.platforms.slack import prompts as slack_prompts
 from gateway.runs import set_retention as set_run_retention
 from handlers.state.sessions import MAX_AGE
 from handlers.state.sessions import set_retention as set_session_retention
@@ -54,6 +55,8 @@ VARIABLES: dict[str, str] = {
     "SLACK_APP_DISTRIBUTION": "internal (default), marketplace, or unlisted: distributed outside the "
     "Slack Marketplace, whose thread reads Slack limits to 1 a minute and 15 messages",
     "SLACK_APP_TOKEN": "Slack app-level token (xapp-..., scope connections:write) for gateway socket",
+    "SLACK_SUGGESTED_PROMPTS": "prompts a new assistant thread offers (also in gateway manifest slack): "
+    "title=message, |-separated, at most 4; off: none (default: two)",
     "GITHUB_TOKEN": "token the worker replies with (alternative to a GitHub App)",
     "GITHUB_APP_ID": "GitHub App id, with GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH",
     "GITHUB_APP_PRIVATE_KEY": "GitHub App private key, PEM text",
@@ -116,7 +119,8 @@ class WebhookRef:
 @dataclass(frozen=True)
 class SlackSettings:
     """Slack replies: the bot token and the Web API's base URL; Socket Mode's app-level token; how
-    the app is distributed (``internal``, ``marketplace`` or ``unlisted``: Slack's rate limits differ)."""
+    the app is distributed (``internal``, ``marketplace`` or ``unlisted``: Slack's rate limits differ);
+    the suggested prompts of a new assistant thread (``SLACK_SUGGESTED_PROMPTS``)."""
 
     bot_token: str | None = field(repr=False)
     api_url: str
@@ -124,6 +128,7 @@ class SlackSettings:
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     distribution: str = "internal"
+    suggested_prompts: tuple[slack_prompts.Prompt, ...] = slack_prompts.DEFAULT
 
 
 @dataclass(frozen=True)
@@ -268,6 +273,7 @@ class WorkerSettings:
             "SLACK_BOT_TOKEN": s.slack.bot_token or "",
             "SLACK_APP_DISTRIBUTION": s.slack.distribution,
             "SLACK_APP_TOKEN": s.slack.app_token or "",
+            "SLACK_SUGGESTED_PROMPTS": slack_prompts.to_setting(s.slack.suggested_prompts),
             "GITHUB_TOKEN": s.github.token or "",
             "GITHUB_APP_ID": s.github.app_id or "",
             # A key read from a file is reported through its path, not as GITHUB_APP_PRIVATE_KEY.
@@ -353,6 +359,7 @@ def _read_slack(env: Reader, shared: Reader) -> SlackSettings:
         # slack-sdk joins method names onto the base URL, so it must end with a slash.
         api_url=api_url if api_url.endswith("/") else api_url + "/",
         distribution=env.choice("SLACK_APP_DISTRIBUTION", "internal", _DISTRIBUTIONS).lower(),
+        suggested_prompts=slack_prompts.parse(env.optional(slack_prompts.VARIABLE)),
     )
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "REGISTRY",
     "MetricsServer",
     "count_api_call",
+    "count_feedback",
     "count_followup",
     "count_model_call",
     "count_model_tokens",
@@ -41,6 +42,8 @@ RUN_STATUSES = ("succeeded", "failed", "timed_out", "cancelled", "retrying", "re
 CALL_RESULTS = ("ok", "rate_limited", "transient", "refused")
 REPLY_RESULTS = ("posted", "logged", "failed")
 MODEL_RESULTS = ("ok", "error")
+FEEDBACK_RATINGS = ("good", "bad")
+FEEDBACK_RESULTS = ("recorded", "unknown_run")
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 _RUNS = Counter(
@@ -65,6 +68,12 @@ _API_CALLS = Counter(
 )
 _REPLIES = Counter(
     "gateway_replies", "Replies delivered, by platform and result.", ["platform", "result"], registry=REGISTRY
+)
+_FEEDBACK = Counter(
+    "gateway_feedback",
+    "Feedback clicks on answers, by platform, rating and whether a run record took them.",
+    ["platform", "rating", "result"],
+    registry=REGISTRY,
 )
 _MODEL_CALLS = Counter("gateway_model_calls", "Model server calls, by result.", ["result"], registry=REGISTRY)
 _MODEL_TOKENS = Counter(
@@ -111,6 +120,15 @@ def count_api_call(platform: str, result: str) -> None:
 def count_reply(platform: str, result: str) -> None:
     """Count one reply (a run's final answer): ``posted``, ``logged`` (no credentials), ``failed``."""
     _REPLIES.labels(platform_label(platform), _one_of(result, REPLY_RESULTS, "failed")).inc()
+
+
+def count_feedback(platform: str, rating: str, result: str) -> None:
+    """Count one feedback click: ``good`` or ``bad``, ``recorded`` or for an ``unknown_run``."""
+    _FEEDBACK.labels(
+        platform_label(platform),
+        _one_of(rating, FEEDBACK_RATINGS, "bad"),
+        _one_of(result, FEEDBACK_RESULTS, "unknown_run"),
+    ).inc()
 
 
 def count_model_call(result: str) -> None:

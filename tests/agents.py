@@ -67,7 +67,7 @@ def record(phase: str, event: Event, run: Run, **extra: Any) -> None:
 async def scripted(event: Event, run: Run) -> Reply:
     """Behave as the payload's ``test`` object says (see the module docstring)."""
     script: dict[str, Any] = dict(event.payload.get("test") or {})
-    record("start", event, run, history=[turn.text for turn in run.history])
+    record("start", event, run, history=[turn.text for turn in run.history], facts=dict(event.facts))
     for text in script.get("progress", []):
         run.progress(text)
         if script.get("progress_every"):

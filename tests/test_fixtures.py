@@ -61,9 +61,12 @@ REQUIRED = {
         "slash_command",
         "slash_command.payload-word",
         "block_actions",
+        "block_actions.feedback",
         "view_submission",
         "shortcut",
         "app_home_opened",
+        "assistant_thread_started",
+        "assistant_thread_context_changed",
     },
     "github": {
         "ping.with-app_id",

@@ -13,6 +13,7 @@ from typing import Any
 __all__ = ["overview", "run", "sign_in"]
 
 _RUN_COLUMNS = (("run_id", "Run"), ("platform", "Platform"), ("event", "Event"), ("status", "Status"))
+_RATINGS_SHOWN = {"good": "👍 good", "bad": "👎 bad"}
 _DELIVERY_COLUMNS = (
     ("at", "At"),
     ("platform", "Platform"),
@@ -76,8 +77,22 @@ def run(record: Mapping[str, Any]) -> str:
 </p>
 <section><h2>Progress</h2><ol id="progress"></ol></section>
 <section><h2>Reply</h2><p id="reply-note" class="note"></p><pre id="reply">{reply}</pre></section>
+<section><h2>Feedback</h2>{_feedback(record.get("feedback") or [])}</section>
 </main>"""
     return _document(f"Run {run_id}", body)
+
+
+def _feedback(given: Iterable[Mapping[str, Any]]) -> str:
+    """Who rated the answer which way, and when (one line each); a note when nobody has."""
+    items = "".join(
+        f'<li data-rating="{escape(str(row.get("rating")), quote=True)}">'
+        f"{escape(_RATINGS_SHOWN.get(str(row.get('rating')), str(row.get('rating'))))} · "
+        f"{escape(str(row.get('user') or '–'))} · {escape(str(row.get('at') or ''))}</li>"
+        for row in given
+    )
+    return (
+        f'<ul id="feedback">{items}</ul>' if items else '<p id="feedback" class="note">No feedback yet.</p>'
+    )
 
 
 def _table(

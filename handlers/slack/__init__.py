@@ -13,7 +13,9 @@ message) belongs to that message's thread.
 - ``client``: the Web API client and slack-sdk's errors as ours; ``budget``: Slack's rate limits
   as one budget per workspace and method, shared by every worker through Redis;
 - ``thread``: reading a thread page by page; ``tools``: what the ``llm`` agent may read (the thread);
-- ``conversation``: the placeholder's Stop button, and posting into the thread (``run.ask``).
+- ``conversation``: the placeholder's Stop button, and posting into the thread (``run.ask``);
+- ``assistant``: the agent container's assistant threads (prompts, title, the channel in view);
+- ``feedback``: the feedback buttons under an answer; a click is recorded with its run.
 
 Follow-ups: a mention or direct message in the thread of a working run, and its Stop button.
 
@@ -22,16 +24,28 @@ Follow-ups: a mention or direct message in the thread of a working run, and its 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 from gateway.types import Envelope
+from handlers import metrics
 from handlers.config import WorkerSettings
 from handlers.pipeline import WorkerPlatform, run_event
 from handlers.runtime.context import current
 from handlers.services import Services, for_settings
-from handlers.slack import client, conversation, facts, installs, reply, tools
-from handlers.slack.payload import followup, is_bot, is_ignored, session_key, to_event
+from handlers.slack import assistant, client, conversation, facts, installs, reply, tools
+from handlers.slack.payload import (
+    feedback_click,
+    followup,
+    is_bot,
+    is_feedback,
+    is_ignored,
+    session_key,
+    to_event,
+)
+from handlers.state import runs
 
 __all__ = ["PLATFORM", "handle", "session_key"]
 
@@ -71,8 +85,9 @@ PLATFORM = WorkerPlatform(
 
 async def handle(envelope: Envelope) -> dict[str, Any]:
     """The job function ``handlers.slack.handle``: run the agent on one Slack delivery, replying
-    with the installing workspace's token; ``app_uninstalled``/``tokens_revoked`` remove its
-    installation instead (and run nothing)."""
+    with the installing workspace's token. Some deliveries run no agent: ``app_uninstalled`` /
+    ``tokens_revoked`` remove its installation, a feedback click is recorded with its run, and
+    the agent container's ``assistant_thread_*`` events set up their thread (``assistant``)."""
     services = _services()
     if installs.is_lifecycle(envelope):
         removed = await installs.forget(services, envelope)
@@ -80,9 +95,44 @@ async def handle(envelope: Envelope) -> dict[str, Any]:
             "slack installation removed", extra={"fields": {"event": envelope["event"], "keys": removed}}
         )
         return {"status": "ignored", "removed": removed}
+    if is_feedback(envelope):
+        return await _record_feedback(services, envelope)
     installation = await installs.find(services, envelope)
     client.use_workspace_token(installation.bot_token if installation else None)
+    if assistant.is_assistant(envelope):
+        return await assistant.handle(
+            services, envelope, session=session_key(envelope), deadline=_deadline(services)
+        )
     return await run_event(PLATFORM, envelope)
+
+
+async def _record_feedback(services: Services, envelope: Envelope) -> dict[str, Any]:
+    """Keep who rated which run's answer which way; an unknown run is logged and changes nothing."""
+    click = feedback_click(envelope)
+    if click is None:
+        logger.warning("feedback click names no run or no user; nothing recorded")
+        return {"status": "ignored", "note": "a feedback click without a readable run or user"}
+    fields = {"run": click.job_id, "rating": click.rating, "user": click.user}
+    recorded = await asyncio.to_thread(
+        runs.add_feedback, services.redis, click.job_id, rating=click.rating, user=click.user, at=click.at
+    )
+    metrics.count_feedback(PLATFORM.name, click.rating, "recorded" if recorded else "unknown_run")
+    if not recorded:
+        logger.warning(
+            "feedback for a run with no record (unknown or expired); nothing recorded",
+            extra={"fields": fields},
+        )
+        return {"status": "ignored", "note": f"feedback for unknown run {click.job_id}"}
+    logger.info("feedback recorded", extra={"fields": fields})
+    return {
+        "status": "ignored",
+        "note": f"feedback recorded: {click.user} rated run {click.job_id} {click.rating}",
+    }
+
+
+def _deadline(services: Services) -> float:
+    context = current()
+    return context.run.deadline if context is not None else time.time() + services.settings.run_deadline
 
 
 def _services() -> Services:

@@ -42,6 +42,9 @@ TIERS: dict[str, Tier] = {
     "chat.update": Tier(per_minute=40, burst=10, reserve=5),
     "chat.postMessage": Tier(per_minute=55, burst=5),  # per channel
     "conversations.replies": Tier(per_minute=40, burst=10),
+    # Tier 4 (100+ a minute; docs.slack.dev's method specs): a new assistant thread's prompts and title.
+    "assistant.threads.setSuggestedPrompts": Tier(per_minute=90, burst=10),
+    "assistant.threads.setTitle": Tier(per_minute=90, burst=10),
 }
 UNLISTED: dict[str, Tier] = {"conversations.replies": Tier(per_minute=1 / 1.05, burst=1)}
 _WAIT_STEP = 5.0  # seconds between looks at the bucket while waiting (a pause may end sooner)

@@ -10,22 +10,30 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.types import Envelope
 from handlers.agent import Event
 from handlers.messages import FollowUp, Message
 from handlers.payload import as_dict
+from handlers.slack import feedback
 from handlers.slack.format import escape
 from handlers.state.sessions import build_key
 
 __all__ = [
+    "ASSISTANT_EVENTS",
     "PLATFORM",
+    "AssistantThread",
+    "FeedbackClick",
     "Target",
     "STOP_ACTION",
+    "assistant_thread",
     "event_thread",
+    "feedback_click",
     "followup",
     "interaction_thread",
+    "is_feedback",
     "is_bot",
     "is_ignored",
     "spoken_text",
@@ -38,6 +46,8 @@ __all__ = [
 PLATFORM = "slack"
 STOP_ACTION = "gateway_stop"
 """``action_id`` of the Stop button on a run's placeholder; its ``value`` is the run's job id."""
+ASSISTANT_EVENTS = frozenset({"assistant_thread_started", "assistant_thread_context_changed"})
+"""The agent container's events: a user opened an assistant thread, or looked at another channel."""
 _IGNORED_SUBTYPES = frozenset({"message_changed", "message_deleted", "channel_join"})
 _CONVERSATION_EVENTS = frozenset({"app_mention", "message.im"})
 _LEADING_MENTIONS = re.compile(r"^(?:\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s,:]*)+")
@@ -54,10 +64,96 @@ class Target:
     header: str = ""
 
 
+@dataclass(frozen=True)
+class AssistantThread:
+    """An ``assistant_thread_*`` event: the thread (a DM ``channel`` and ``thread_ts``), who opened
+    it, and ``context``: what the user is looking at (``channel_id``, ``team_id``,
+    ``enterprise_id``, those Slack sent), as of ``event_ts``."""
+
+    channel: str
+    thread_ts: str
+    user: str | None
+    context: dict[str, str]
+    event_ts: str
+
+
+@dataclass(frozen=True)
+class FeedbackClick:
+    """A press of a feedback button under an answer: which run, which way, who, when (ISO-8601)."""
+
+    job_id: str
+    rating: feedback.Rating
+    user: str
+    at: str
+
+
 def event_thread(payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """``(channel, thread ts)`` of an Events API event: its thread, or the thread it starts."""
+    """``(channel, thread ts)`` of an Events API event: its thread, or the thread it starts; for
+    the agent container's events, the assistant thread they are about."""
     inner = as_dict(payload.get("event"))
+    assistant = as_dict(inner.get("assistant_thread"))
+    if assistant:
+        return assistant.get("channel_id"), assistant.get("thread_ts")
     return inner.get("channel"), inner.get("thread_ts") or inner.get("ts")
+
+
+def assistant_thread(envelope: Envelope) -> AssistantThread | None:
+    """The thread an ``assistant_thread_started`` / ``_context_changed`` event is about; ``None``
+    for other deliveries and for one that names no thread."""
+    if envelope["meta"].get("kind") != "event" or envelope["event"] not in ASSISTANT_EVENTS:
+        return None
+    inner = as_dict(envelope["payload"].get("event"))
+    thread = as_dict(inner.get("assistant_thread"))
+    channel, ts = thread.get("channel_id"), thread.get("thread_ts")
+    if not (isinstance(channel, str) and channel and isinstance(ts, str) and ts):
+        return None
+    context = as_dict(thread.get("context"))
+    user = thread.get("user_id")
+    return AssistantThread(
+        channel=channel,
+        thread_ts=ts,
+        user=user if isinstance(user, str) else None,
+        context={
+            name: value
+            for name in ("channel_id", "team_id", "enterprise_id")
+            if isinstance(value := context.get(name), str) and value
+        },
+        event_ts=str(inner.get("event_ts") or ts),
+    )
+
+
+def is_feedback(envelope: Envelope) -> bool:
+    """A ``block_actions`` click on our feedback buttons (never a follow-up, nor a Stop)."""
+    return _first_action(envelope).get("action_id") == feedback.ACTION_ID
+
+
+def feedback_click(envelope: Envelope) -> FeedbackClick | None:
+    """The click ``is_feedback`` finds, or ``None`` when its value or user is not readable."""
+    if not is_feedback(envelope):
+        return None
+    action = _first_action(envelope)
+    read = feedback.read_value(action.get("value"))
+    user = as_dict(envelope["payload"].get("user")).get("id")
+    if read is None or not isinstance(user, str) or not user:
+        return None
+    rating, job_id = read
+    return FeedbackClick(job_id=job_id, rating=rating, user=user, at=_when(action.get("action_ts"), envelope))
+
+
+def _first_action(envelope: Envelope) -> dict[str, Any]:
+    payload = envelope["payload"]
+    if envelope["meta"].get("kind") != "interactive" or payload.get("type") != "block_actions":
+        return {}
+    actions = payload.get("actions")
+    return as_dict(actions[0]) if isinstance(actions, list) and actions else {}
+
+
+def _when(action_ts: object, envelope: Envelope) -> str:
+    """Slack's ``action_ts`` (Unix seconds, as text) as ISO-8601 UTC; else when it was received."""
+    try:
+        return datetime.fromtimestamp(float(str(action_ts)), UTC).isoformat(timespec="microseconds")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return envelope["received_at"]
 
 
 def interaction_thread(payload: Mapping[str, Any]) -> tuple[str | None, str | None]:

@@ -64,6 +64,7 @@ __all__ = [
     "session_history",
     "session_lock",
     "session_wait",
+    "slack_assistant",
     "slack_budget",
     "slack_pause",
 ]
@@ -122,6 +123,13 @@ def slack_budget(team: str, method: str, scope: str = "") -> str:
     """Hash ``tokens``/``at``: the token bucket of one Slack method in one workspace (``scope``: a
     channel, for per-channel limits), shared by every worker."""
     return f"{PREFIX}:slack:budget:{team}:{method}:{scope}"
+
+
+def slack_assistant(session: str) -> str:
+    """Hash ``context`` (JSON: the ``channel_id``, ``team_id``, ``enterprise_id`` the user is looking
+    at) and ``event_ts`` of one Slack assistant thread (``session``: its session id), kept as long
+    as the thread's history."""
+    return f"{PREFIX}:slack:assistant:{session}"
 
 
 def slack_pause(team: str, method: str, scope: str = "") -> str:

@@ -29,6 +29,7 @@ __all__ = [
     "append_turns",
     "build_key",
     "load_history",
+    "retention",
     "session_id",
     "set_retention",
 ]
@@ -55,6 +56,11 @@ def set_retention(seconds: int) -> None:
     a worker sets it once at start."""
     global _retention
     _retention = seconds
+
+
+def retention() -> int:
+    """Seconds a session's history is kept after its last turn."""
+    return _retention
 
 
 def load_history(connection: redis.Redis, key: str, *, now: datetime | None = None) -> tuple[Turn, ...]:

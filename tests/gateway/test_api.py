@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 from starlette.testclient import TestClient
 
+from gateway import keys
 from gateway.app import create_app
 from gateway.config import Settings
 from handlers.state import runs
@@ -194,3 +196,56 @@ def test_retry_is_only_for_failed_runs(gateway: Ingress) -> None:
     job_id = _mention(gateway, "Ev0RETRY01")
     response = gateway.client.post(f"/api/runs/{job_id}/retry", headers=API)
     assert response.status_code == 409 and "queued" in response.json()["detail"]
+
+
+def test_a_run_shows_its_feedback_one_rating_per_person(gateway: Ingress, redis_client: redis.Redis) -> None:
+    job_id = _mention(gateway, "EvFeedback1")
+    _write(redis_client, job_id, status="succeeded", reply="the answer")
+    assert "feedback" not in gateway.client.get(f"/api/runs/{job_id}", headers=API).json()
+    at = "2026-11-22T11:0{}:00.000000+00:00"
+    assert runs.add_feedback(redis_client, job_id, rating="good", user="U1", at=at.format(1))
+    assert runs.add_feedback(redis_client, job_id, rating="good", user="U2", at=at.format(2))
+    assert runs.add_feedback(redis_client, job_id, rating="bad", user="U1", at=at.format(3))
+    shown = gateway.client.get(f"/api/runs/{job_id}", headers=API).json()
+    assert shown["feedback"] == [
+        {"user": "U2", "rating": "good", "at": at.format(2)},
+        {"user": "U1", "rating": "bad", "at": at.format(3)},
+    ]
+    listed = gateway.client.get("/api/runs", headers=API).json()["runs"]
+    assert [r["feedback"] for r in listed if r["run_id"] == job_id] == [shown["feedback"]]
+
+
+def test_feedback_for_an_unknown_run_changes_nothing(redis_client: redis.Redis) -> None:
+    assert not runs.add_feedback(redis_client, "slack-EvNobody", rating="good", user="U1", at="now")
+    assert redis_client.exists(keys.run("slack-EvNobody")) == 0
+    assert runs.get_run(redis_client, "slack-EvNobody") is None
+    with pytest.raises(ValueError, match="rating"):
+        runs.add_feedback(redis_client, "slack-EvNobody", rating="meh", user="U1", at="now")
+
+
+def test_feedback_keeps_the_records_time_to_live_and_every_concurrent_click(
+    redis_client: redis.Redis,
+) -> None:
+    _write(redis_client, "slack-EvMany", status="succeeded")
+    ttl = redis_client.ttl(keys.run("slack-EvMany"))
+    with ThreadPoolExecutor(8) as pool:
+        done = pool.map(
+            lambda n: runs.add_feedback(redis_client, "slack-EvMany", rating="good", user=f"U{n}", at=str(n)),
+            range(40),
+        )
+        assert all(done)
+    record = runs.get_run(redis_client, "slack-EvMany") or {}
+    assert len(record["feedback"]) == 40
+    assert 0 < redis_client.ttl(keys.run("slack-EvMany")) <= ttl
+
+
+def test_the_consoles_run_page_shows_who_rated_the_answer_escaped(
+    gateway: Ingress, redis_client: redis.Redis
+) -> None:
+    job_id = _mention(gateway, "EvFeedback2")
+    _write(redis_client, job_id, status="succeeded", reply="the answer")
+    page = gateway.client.get(f"/console/runs/{job_id}", headers=API).text
+    assert 'id="feedback" class="note">No feedback yet.' in page
+    runs.add_feedback(redis_client, job_id, rating="bad", user="<b>U1</b>", at="2026-11-22T11:00:00+00:00")
+    page = gateway.client.get(f"/console/runs/{job_id}", headers=API).text
+    assert '<li data-rating="bad">👎 bad · &lt;b&gt;U1&lt;/b&gt; · 2026-11-22T11:00:00+00:00</li>' in page

@@ -38,7 +38,9 @@ NOW = 1_763_800_000
 SLACK_KEYS = {
     "": {"_metadata", "display_information", "features", "oauth_config", "settings"},
     "display_information": {"name", "description", "background_color", "long_description"},
-    "features": {"app_home", "bot_user", "shortcuts", "slash_commands", "unfurl_domains"},
+    "features": {"app_home", "assistant_view", "bot_user", "shortcuts", "slash_commands", "unfurl_domains"},
+    # Slack's agent container (docs.slack.dev "Developing AI apps"; slack-samples' assistant templates).
+    "features.assistant_view": {"assistant_description", "suggested_prompts"},
     "features.app_home": {"home_tab_enabled", "messages_tab_enabled", "messages_tab_read_only_enabled"},
     "features.bot_user": {"display_name", "always_online"},
     "oauth_config": {"redirect_urls", "scopes", "token_management_enabled"},
@@ -63,6 +65,8 @@ SLACK_EVENT_SCOPES = {
     "message.im": "im:history",
     "app_uninstalled": None,
     "tokens_revoked": None,
+    "assistant_thread_started": "assistant:write",
+    "assistant_thread_context_changed": "assistant:write",
 }
 # GitHub: the App permissions under which each webhook event can be subscribed to.
 GITHUB_EVENT_PERMISSIONS = {
@@ -80,10 +84,17 @@ GITHUB_EVENT_PERMISSIONS = {
 }
 
 
-def _manifest(*args: str) -> subprocess.CompletedProcess[str]:
+def _manifest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "gateway.cli", "manifest", *args]
+    environ = {k: v for k, v in os.environ.items() if k != "SLACK_SUGGESTED_PROMPTS"}
     return subprocess.run(
-        command, env=dict(os.environ), capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+        command,
+        env={**environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
     )
 
 
@@ -136,11 +147,61 @@ def test_slack_manifest_has_the_required_fields_and_no_unknown_ones(slack: dict[
 def test_slack_manifest_subscribes_mentions_and_dms_with_the_scopes_they_need(slack: dict[str, Any]) -> None:
     events = slack["settings"]["event_subscriptions"]["bot_events"]
     scopes = set(slack["oauth_config"]["scopes"]["bot"])
-    assert set(events) == {"app_mention", "message.im", "app_uninstalled", "tokens_revoked"}
+    assert set(events) == {
+        "app_mention",
+        "message.im",
+        "app_uninstalled",
+        "tokens_revoked",
+        "assistant_thread_started",
+        "assistant_thread_context_changed",
+    }
     assert {SLACK_EVENT_SCOPES[event] for event in events} - {None} <= scopes
     assert {"chat:write", "commands"} <= scopes  # replies, the slash command
     assert slack["features"]["app_home"]["messages_tab_enabled"] is True
     assert slack["features"]["app_home"]["messages_tab_read_only_enabled"] is False
+
+
+def test_slack_manifest_makes_the_app_an_agent_with_the_default_prompts(slack: dict[str, Any]) -> None:
+    view = slack["features"]["assistant_view"]
+    assert 1 <= len(view["assistant_description"]) <= 140
+    prompts = view["suggested_prompts"]
+    assert 1 <= len(prompts) <= 4  # Slack: up to four suggested prompts
+    assert all(set(p) == {"title", "message"} and p["title"] and p["message"] for p in prompts)
+    assert "assistant:write" in slack["oauth_config"]["scopes"]["bot"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--socket"]])
+def test_the_suggested_prompts_come_from_the_setting(extra: list[str]) -> None:
+    setting = "Summarize = Summarize this thread, briefly | Deploys=What changed in deploys?|status"
+    result = _manifest("slack", "--url", BASE, *extra, env={"SLACK_SUGGESTED_PROMPTS": setting})
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["features"]["assistant_view"]["suggested_prompts"] == [
+        {"title": "Summarize", "message": "Summarize this thread, briefly"},
+        {"title": "Deploys", "message": "What changed in deploys?"},
+        {"title": "status", "message": "status"},
+    ]
+
+
+def test_suggested_prompts_off_gives_an_agent_without_prompts() -> None:
+    result = _manifest("slack", "--socket", env={"SLACK_SUGGESTED_PROMPTS": "off"})
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["features"]["assistant_view"]["suggested_prompts"] == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ("a|b|c|d|e", "at most 4"),
+        ("=no title", "needs a title and a message"),
+        ("ok=fine||", "prompt 2 needs a title"),
+        ("x" * 76 + "=y", "at most 75"),
+        ("t=" + "m" * 1001, "at most 1000"),
+    ],
+)
+def test_a_bad_prompts_setting_exits_2_naming_it(setting: str, problem: str) -> None:
+    result = _manifest("slack", "--url", BASE, env={"SLACK_SUGGESTED_PROMPTS": setting})
+    assert result.returncode == 2 and result.stdout == ""
+    assert "SLACK_SUGGESTED_PROMPTS" in result.stderr and problem in result.stderr
 
 
 def test_slack_manifest_has_a_slash_command_and_interactivity(slack: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.config import VARIABLES as WEB_VARIABLES
 from gateway.errors import ConfigError
+from gateway.platforms.slack import prompts
 from handlers.config import VARIABLES, WorkerSettings, redacted
 
 
@@ -119,3 +120,29 @@ def test_unusable_recovery_settings_are_refused_naming_the_variable(
     with pytest.raises(ConfigError) as raised:
         WorkerSettings.from_environ(environ)
     assert raised.value.variable == variable
+
+
+def test_suggested_prompts_default_to_two_and_read_title_equals_message() -> None:
+    assert WorkerSettings.from_environ({}).slack.suggested_prompts == prompts.DEFAULT
+    assert 1 <= len(prompts.DEFAULT) <= prompts.MAX_PROMPTS
+    setting = " Summarize = Sum up = briefly |status "
+    read = WorkerSettings.from_environ({"SLACK_SUGGESTED_PROMPTS": setting}).slack.suggested_prompts
+    assert read == (prompts.Prompt("Summarize", "Sum up = briefly"), prompts.Prompt("status", "status"))
+    assert prompts.parse(prompts.to_setting(read)) == read
+    off = WorkerSettings.from_environ({"SLACK_SUGGESTED_PROMPTS": "OFF"})
+    assert off.slack.suggested_prompts == () and redacted(off)["SLACK_SUGGESTED_PROMPTS"] == "off"
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["1|2|3|4|5", "a=b|", " = message", "title=", "t" * 76, "t=" + "m" * 1001],
+)
+def test_unusable_suggested_prompts_are_refused_naming_the_setting(setting: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        WorkerSettings.from_environ({"SLACK_SUGGESTED_PROMPTS": setting})
+    assert caught.value.variable == "SLACK_SUGGESTED_PROMPTS"
+
+
+def test_four_prompts_at_the_length_limits_are_accepted() -> None:
+    one = "t" * prompts.MAX_TITLE + "=" + "m" * prompts.MAX_MESSAGE
+    assert len(prompts.parse("|".join([one] * prompts.MAX_PROMPTS))) == 4

@@ -2,6 +2,12 @@
 messages, a slash command and buttons, every URL pointing at ``<PUBLIC_URL>/webhooks/slack``; with
 ``--socket``, no request URL at all (Socket Mode: ``gateway socket`` opens the connection).
 
+The app is also an agent: ``features.assistant_view`` (Slack's agent container, the split view
+with assistant threads; the key of Slack's AI apps guide and its sample manifests, e.g.
+slack-samples/bolt-python-assistant-template) with its description and the suggested prompts of
+``SLACK_SUGGESTED_PROMPTS`` (``prompts``), the ``assistant:write`` scope and the
+``assistant_thread_started`` / ``assistant_thread_context_changed`` events.
+
 Paste it at https://api.slack.com/apps -> Create New App -> From a manifest.
 Schema: https://api.slack.com/reference/manifests
 """
@@ -9,13 +15,17 @@ Schema: https://api.slack.com/reference/manifests
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.errors import UsageError
+from gateway.platforms.slack import prompts
 from gateway.types import ManifestOptions
 
 __all__ = [
+    "ASSISTANT_DESCRIPTION",
     "OAUTH_REDIRECT_PATH",
     "SLACK_BOT_EVENTS",
     "SLACK_BOT_SCOPES",
@@ -29,6 +39,9 @@ __all__ = [
 SLACK_BOT_EVENTS = (
     "app_mention",
     "message.im",
+    # The agent container (no scope of their own; Slack sends them to apps with assistant:write).
+    "assistant_thread_started",
+    "assistant_thread_context_changed",
     # App events (no scope): the workspace removed the app or its tokens; its installation goes.
     "app_uninstalled",
     "tokens_revoked",
@@ -36,6 +49,7 @@ SLACK_BOT_EVENTS = (
 OAUTH_REDIRECT_PATH = "/slack/oauth_redirect"
 SLACK_BOT_SCOPES = (
     "app_mentions:read",  # app_mention events
+    "assistant:write",  # the agent container: assistant threads, their title and prompts
     "channels:history",  # read the thread the bot was mentioned in (public channels)
     "groups:history",  # ... and in private channels
     "chat:write",  # post replies
@@ -43,6 +57,7 @@ SLACK_BOT_SCOPES = (
     "im:history",  # message.im events
     "im:read",  # direct-message channel details
 )
+ASSISTANT_DESCRIPTION = "Ask me in a thread; I work on it and answer there."
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 # Words YAML 1.1 readers (PyYAML among them) take for booleans or null.
@@ -51,7 +66,9 @@ _YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "n
 
 def check(options: ManifestOptions) -> None:
     """Slack's manifest schema: a slash command is ``/`` plus 1-31 characters, without spaces;
-    without Socket Mode the request URLs need ``--url``."""
+    without Socket Mode the request URLs need ``--url``. ``SLACK_SUGGESTED_PROMPTS`` must read
+    (``ConfigError`` naming it)."""
+    prompts.read(os.environ)
     if not options.url and not options.socket:
         raise UsageError("--url is required (or --socket: Socket Mode needs no public URL)")
     command = options.command
@@ -61,7 +78,8 @@ def check(options: ManifestOptions) -> None:
 
 def render(base: str, options: ManifestOptions) -> str:
     """The manifest as YAML."""
-    return to_yaml(slack_manifest(base, name=options.name, command=options.command, socket=options.socket))
+    manifest = slack_manifest(base, name=options.name, command=options.command, socket=options.socket)
+    return to_yaml(manifest)
 
 
 def instructions(base: str, options: ManifestOptions) -> str:
@@ -69,13 +87,27 @@ def instructions(base: str, options: ManifestOptions) -> str:
     return _socket_instructions(base) if options.socket else _instructions(base)
 
 
-def slack_manifest(base: str, *, name: str, command: str, socket: bool = False) -> dict[str, Any]:
-    """A Slack app manifest (schema version 1): bot user, DMs, mentions, one slash command, buttons.
+def slack_manifest(
+    base: str,
+    *,
+    name: str,
+    command: str,
+    socket: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Slack app manifest (schema version 1): bot user, DMs, mentions, one slash command,
+    buttons, the agent container with the suggested prompts ``environ`` sets (default: the
+    process's environment).
 
     With ``socket`` no request URL is named (Slack delivers over Socket Mode); with a ``base``
     the OAuth redirect URL is, for installs into more workspaces (``/slack/install``).
     """
     manifest = _manifest(f"{base}/webhooks/slack", name=name, command=command)
+    suggested = prompts.read(os.environ if environ is None else environ)
+    manifest["features"]["assistant_view"] = {
+        "assistant_description": ASSISTANT_DESCRIPTION,
+        "suggested_prompts": [prompt.to_slack() for prompt in suggested],
+    }
     if socket:
         manifest["settings"]["socket_mode_enabled"] = True
         del manifest["settings"]["event_subscriptions"]["request_url"]
@@ -183,7 +215,9 @@ Register the Slack app (every request URL above is {base}/webhooks/slack):
   3. Event Subscriptions -> Request URL -> Retry: it turns Verified. Save Changes.
   4. Install App -> Install to Workspace -> Bot User OAuth Token (xoxb-...): put it in .env as
      SLACK_BOT_TOKEN=..., and restart the worker.
-  5. Invite the bot to a channel (/invite @bot) and mention it, or send it a direct message.
+  5. Invite the bot to a channel (/invite @bot) and mention it, or send it a direct message,
+     or open it from Slack's top bar (the agent container: paid plans and developer sandboxes);
+     its suggested prompts are SLACK_SUGGESTED_PROMPTS.
 No public URL? gateway manifest slack --socket: Slack then delivers over Socket Mode."""
 
 
@@ -198,4 +232,6 @@ Register the Slack app (Socket Mode: no request URL, no tunnel, no signing secre
   3. Install App -> Install to Workspace -> Bot User OAuth Token: put it in .env as
      SLACK_BOT_TOKEN=xoxb-...
   4. gateway dev --socket (or, deployed: gateway socket beside gateway worker).
-  5. Invite the bot to a channel (/invite @bot) and mention it, or send it a direct message."""
+  5. Invite the bot to a channel (/invite @bot) and mention it, or send it a direct message,
+     or open it from Slack's top bar (the agent container: paid plans and developer sandboxes);
+     its suggested prompts are SLACK_SUGGESTED_PROMPTS."""

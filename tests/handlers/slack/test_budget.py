@@ -68,3 +68,10 @@ def test_without_redis_the_budget_lets_calls_through() -> None:
     unreachable = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
     budget = SlackBudget(unreachable)
     assert _takes(budget, 2, until=None, progress=True) == [True, True]
+
+
+def test_a_new_assistant_threads_calls_stay_within_slacks_tier_4() -> None:
+    """Tier 4 is 100+ a minute (docs.slack.dev's specs of both methods): no 60 s window goes over it."""
+    for method in ("assistant.threads.setSuggestedPrompts", "assistant.threads.setTitle"):
+        tier = TIERS[method]
+        assert tier.burst + tier.per_minute <= 100 and tier.reserve == 0

@@ -146,6 +146,23 @@ def test_a_slash_command_is_acknowledged_with_the_message_its_user_sees(
     assert _queued(redis_client) == ["slack-1_2e2_2eabc"]
 
 
+@pytest.mark.parametrize("name", ["assistant_thread_started", "assistant_thread_context_changed"])
+def test_an_assistant_thread_event_is_queued_once_like_any_event(
+    name: str, running: SocketProcess, socket_fake: SocketModeFake, redis_client: redis.Redis
+) -> None:
+    """The agent container's events, in the shape Slack documents (fixtures/slack), claimed and
+    queued once however often Socket Mode delivers them."""
+    body = json.loads((ROOT / "fixtures" / "slack" / f"{name}.body").read_bytes())
+    first, second = (socket_fake.send("events_api", body) for _ in range(2))
+    assert socket_fake.wait_acked(first) == {"envelope_id": first}
+    socket_fake.wait_acked(second)
+    job_id = f"slack-{body['event_id']}"
+    assert _queued(redis_client) == [job_id]
+    envelope = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer).args[0]
+    assert envelope["event"] == name and envelope["meta"]["kind"] == "event"
+    assert envelope["payload"]["event"]["assistant_thread"]["thread_ts"] == "1795345400.000100"
+
+
 def test_copies_of_a_delivery_are_acknowledged_and_queued_once(
     running: SocketProcess, socket_fake: SocketModeFake, redis_client: redis.Redis
 ) -> None:
