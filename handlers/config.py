@@ -54,6 +54,9 @@ VARIABLES: dict[str, str] = {
     "SLACK_APP_DISTRIBUTION": "internal (default), marketplace, or unlisted: distributed outside the "
     "Slack Marketplace, whose thread reads Slack limits to 1 a minute and 15 messages",
     "SLACK_APP_TOKEN": "Slack app-level token (xapp-..., scope connections:write) for gateway socket",
+    "SLACK_STREAM": "on (default): answers in threads stream in (chat.startStream); off: placeholder, "
+    "then the answer",
+    "SLACK_FEEDBACK": "on (default): good/bad feedback buttons under final answers; off: none",
     "GITHUB_TOKEN": "token the worker replies with (alternative to a GitHub App)",
     "GITHUB_APP_ID": "GitHub App id, with GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH",
     "GITHUB_APP_PRIVATE_KEY": "GitHub App private key, PEM text",
@@ -116,7 +119,8 @@ class WebhookRef:
 @dataclass(frozen=True)
 class SlackSettings:
     """Slack replies: the bot token and the Web API's base URL; Socket Mode's app-level token; how
-    the app is distributed (``internal``, ``marketplace`` or ``unlisted``: Slack's rate limits differ)."""
+    the app is distributed (``internal``, ``marketplace`` or ``unlisted``: Slack's rate limits differ);
+    whether answers stream (``SLACK_STREAM``) and carry feedback buttons (``SLACK_FEEDBACK``)."""
 
     bot_token: str | None = field(repr=False)
     api_url: str
@@ -124,6 +128,8 @@ class SlackSettings:
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     distribution: str = "internal"
+    stream: bool = True
+    feedback: bool = True
 
 
 @dataclass(frozen=True)
@@ -268,6 +274,8 @@ class WorkerSettings:
             "SLACK_BOT_TOKEN": s.slack.bot_token or "",
             "SLACK_APP_DISTRIBUTION": s.slack.distribution,
             "SLACK_APP_TOKEN": s.slack.app_token or "",
+            "SLACK_STREAM": "on" if s.slack.stream else "off",
+            "SLACK_FEEDBACK": "on" if s.slack.feedback else "off",
             "GITHUB_TOKEN": s.github.token or "",
             "GITHUB_APP_ID": s.github.app_id or "",
             # A key read from a file is reported through its path, not as GITHUB_APP_PRIVATE_KEY.
@@ -353,6 +361,8 @@ def _read_slack(env: Reader, shared: Reader) -> SlackSettings:
         # slack-sdk joins method names onto the base URL, so it must end with a slash.
         api_url=api_url if api_url.endswith("/") else api_url + "/",
         distribution=env.choice("SLACK_APP_DISTRIBUTION", "internal", _DISTRIBUTIONS).lower(),
+        stream=env.choice("SLACK_STREAM", "ON", ("ON", "OFF")) == "ON",
+        feedback=env.choice("SLACK_FEEDBACK", "ON", ("ON", "OFF")) == "ON",
     )
 
 
