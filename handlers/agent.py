@@ -1,9 +1,9 @@
 """The agent protocol: ``async def agent(event, run) -> Reply`` (or a plain ``def``).
 
 An agent gets the ``Event`` (what happened, pulled out of the envelope by the platform module)
-and the ``Run`` (the session history, ``progress``, the deadline, the cancellation signal, a
-logger bound to the run, the follow-ups people send while it works and ``ask``) and returns a
-``Reply``. The runtime enforces the deadline and cancellation; a synchronous agent runs in a
+and the ``Run`` (the session history, ``progress``, ``stream``, the deadline, the cancellation
+signal, a logger bound to the run, the follow-ups people send while it works and ``ask``) and
+returns a ``Reply``. The runtime enforces the deadline and cancellation; a synchronous agent runs in a
 thread and should poll ``run.cancelled``.
 
 Agents are named by ``GATEWAY_AGENT``: a built-in name (``triage``, ``llm``) or
@@ -123,8 +123,15 @@ class Run:
     """The agent's view of its run. Thread-safe: a synchronous agent may use it from its thread.
 
     ``progress(text)`` stores a progress message in the run record and shows it on the
-    platform. ``cancelled`` turns true when the run is cancelled or its deadline passes; async
-    agents are also interrupted with ``asyncio.CancelledError``. ``services`` is the worker's
+    platform. ``stream(text)`` appends answer text as the agent produces it (a model's tokens);
+    the platform shows it as it comes (Slack streams it into the answer's message), coalesced
+    and throttled, and ``streamed`` is all of it so far. Streaming is optional and never replaces
+    the ``Reply``: the reply the agent returns is the answer of record, posted over (or after)
+    what was streamed, so an agent may stream text it later drops. Text streamed once the run is
+    cancelled or timed out is ignored.
+
+    ``cancelled`` turns true when the run is cancelled or its deadline passes; async agents are
+    also interrupted with ``asyncio.CancelledError``. ``services`` is the worker's
     settings and shared clients (``handlers.services``), for agents that read a platform
     themselves, as the ``llm`` agent's tools do.
 
@@ -147,6 +154,7 @@ class Run:
         on_progress: Callable[[str], object],
         services: Services,
         mailbox: Mailbox | None = None,
+        on_stream: Callable[[str], object] | None = None,
     ) -> None:
         self.job_id = job_id
         self.delivery_id = delivery_id
@@ -161,12 +169,33 @@ class Run:
         self._lock = threading.Lock()
         self._mailbox = mailbox if mailbox is not None else Mailbox()
         self._ask: Ask | None = None
+        self._on_stream = on_stream
+        self._streamed: list[str] = []
 
     def progress(self, text: str) -> None:
         """Record a progress message (kept in order, also passed on as partial output on timeout)."""
         with self._lock:
             self._messages.append(text)
         self._on_progress(text)
+
+    def stream(self, text: str) -> None:
+        """Append ``text`` to the answer being streamed; returns at once, from any thread.
+
+        Ignored when ``text`` is empty or the run is cancelled. The platform gets it coalesced
+        (``WorkerPlatform.on_stream``); the returned ``Reply`` stays the answer of record.
+        """
+        if not text or self._cancel.is_set():
+            return
+        with self._lock:  # held while handing on, so the relay sees pieces in ``streamed`` order
+            self._streamed.append(text)
+            if self._on_stream is not None:
+                self._on_stream(text)
+
+    @property
+    def streamed(self) -> str:
+        """Everything streamed so far, in order (``""`` when the agent streamed nothing)."""
+        with self._lock:
+            return "".join(self._streamed)
 
     @property
     def messages(self) -> tuple[str, ...]:

@@ -14,7 +14,13 @@ run_event(PLATFORM, envelope)``. A run goes:
 3. ``begin(event, run)``: show that work started (the Slack placeholder) and remember it;
 4. ``enrich(event, run) -> Event``: fetch the facts the agent needs (``Event.facts``);
 5. the agent runs; its progress goes to ``on_progress(event, text, run)`` through a throttled
-   ``ProgressRelay`` (at most one call per ``progress_interval``, latest wins);
+   ``ProgressRelay`` (at most one call per ``progress_interval``, latest wins), and the answer
+   text it streams (``run.stream``) to ``on_stream(event, delta, run)`` through a
+   ``StreamRelay``: the text streamed since the previous call, never empty, in order, never two
+   calls at once, at most one per ``stream_interval``; a failed call is logged and the run goes
+   on. Before ``deliver``, ``on_timeout``, ``on_cancel`` or ``on_failure`` runs, everything
+   streamed has been passed on and the last call awaited; ``run.streamed`` is the whole text,
+   and the run record's ``streamed_chars`` its length;
 6. ``deliver(event, reply, run)`` posts the reply once; then the delivery is marked answered
    and a ``reply`` event (what was posted, or would have been) joins the run's event stream.
    On timeout ``on_timeout(event, partial, run)`` is called instead, on cancellation
@@ -37,13 +43,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from gateway import tracing
 from gateway.types import Envelope
 from handlers import followups, metrics, standalone
 from handlers.agent import Event, Reply, Run, Turn
 from handlers.errors import RunCancelled, RunTimedOut
 from handlers.messages import FollowUp
-from handlers.progress import ProgressRelay
+from handlers.progress import ProgressRelay, StreamRelay
 from handlers.recover import Sweep
 from handlers.retry import describe
 from handlers.runtime.context import RunContext, current, execute_agent
@@ -56,6 +64,7 @@ __all__ = [
     "SHOWN_REPLY",
     "WorkerPlatform",
     "always_configured",
+    "ignore_stream",
     "log_delivery",
     "log_progress",
     "log_timeout",
@@ -130,6 +139,10 @@ async def log_progress(event: Event, text: str, run: Run) -> None:
     run.log.debug("progress", extra={"fields": {"chars": len(text)}})
 
 
+async def ignore_stream(event: Event, text: str, run: Run) -> None:
+    """The ``on_stream`` hook of platforms that show an answer only whole (the reply carries it all)."""
+
+
 async def log_timeout(event: Event, partial: tuple[str, ...], run: Run) -> None:
     """Log that the run timed out instead of telling the platform."""
     run.log.warning("run timed out", extra={"fields": {"partial_messages": len(partial)}})
@@ -144,7 +157,11 @@ class WorkerPlatform:
     """What the pipeline, the runtime and the ``llm`` agent ask of one platform (see the module docstring).
 
     Platforms that show nothing while a run goes on keep the defaults: progress and timeouts
-    are logged (the run record keeps them).
+    are logged (the run record keeps them), streamed text is not passed on (the reply has it all).
+    ``on_stream(event, delta, run)`` gets streamed answer text as the module docstring says; the
+    reply that ``deliver`` gets afterwards is the answer of record, which may differ from
+    ``run.streamed`` (an agent may stream words it drops): show the reply, appending its rest when
+    it starts with what was streamed, replacing the streamed text otherwise.
 
     ``session_key(envelope)`` names the conversation a delivery belongs to (runs of one session
     never overlap); ``is_configured(services)`` says whether the platform's credentials are set
@@ -171,6 +188,7 @@ class WorkerPlatform:
     deliver: Callable[[Event, Reply, Run], Awaitable[None]]
     is_configured: Callable[[Services], bool] = never_configured
     on_progress: Callable[[Event, str, Run], Awaitable[None]] = log_progress
+    on_stream: Callable[[Event, str, Run], Awaitable[None]] = ignore_stream
     on_timeout: Callable[[Event, tuple[str, ...], Run], Awaitable[None]] = log_timeout
     begin: Callable[[Event, Run], Awaitable[None]] = no_begin
     enrich: Callable[[Event, Run], Awaitable[Event]] = no_enrich
@@ -181,6 +199,7 @@ class WorkerPlatform:
     prompt: str = ""
     notes: Callable[[Event], list[str]] = no_notes
     progress_interval: float = 0.0
+    stream_interval: float = 1.0
     missing_credentials: Callable[[Services], str | None] = always_configured
     recover: Sweep | None = None
     followup: Callable[[Envelope, str], FollowUp | None] = followups.no_followups
@@ -279,14 +298,44 @@ async def _run_agent(platform: WorkerPlatform, context: RunContext, event: Event
         lambda text: platform.on_progress(event, text, run), interval=platform.progress_interval, log=run.log
     )
     context.forward_progress = relay.push
+    stream = _stream_relay(platform, event, run)
+    context.forward_stream = stream.push if stream is not None else None
     try:
         return await execute_agent(context, event)
     except RunTimedOut as exc:
-        await relay.close()
+        await _close_relays(relay, stream)
         await platform.on_timeout(event, exc.partial, run)
         raise
     finally:
-        await relay.close()
+        await _close_relays(relay, stream)
+        await _record_streamed(run)
+
+
+def _stream_relay(platform: WorkerPlatform, event: Event, run: Run) -> StreamRelay | None:
+    """The relay to the platform's ``on_stream``; none for platforms that ignore streamed text."""
+    if platform.on_stream is ignore_stream:
+        return None
+    return StreamRelay(
+        lambda delta: platform.on_stream(event, delta, run), interval=platform.stream_interval, log=run.log
+    )
+
+
+async def _close_relays(progress: ProgressRelay, stream: StreamRelay | None) -> None:
+    """Stop progress, and pass on (and await) what was streamed, before the run's ending is shown."""
+    await progress.close()
+    if stream is not None:
+        await stream.close()
+
+
+async def _record_streamed(run: Run) -> None:
+    """Keep how much answer text the run streamed in its record (``streamed_chars``)."""
+    chars = len(run.streamed)
+    if not chars:
+        return
+    try:
+        await asyncio.to_thread(runs.write, run.services.redis, run.job_id, streamed_chars=chars)
+    except redis.RedisError as exc:  # the record is a report; the run's own ending matters more
+        run.log.warning("streamed_chars not recorded", extra={"fields": {"error": describe(exc)}})
 
 
 async def _notify(hook: Callable[[Event, Run], Awaitable[None]], event: Event, run: Run) -> None:

@@ -51,6 +51,7 @@ def context_for(envelope: Envelope, *, session_key: Callable[[Envelope], str]) -
         log=log,
         on_progress=lambda text: _progress(context, connection, loop, text),
         services=shared,
+        on_stream=lambda text: context.stream(text),
     )
     context = RunContext(
         job_id=job_id,

@@ -2,8 +2,10 @@
 
 The worker sets ``CURRENT`` before awaiting ``handlers.<platform>.handle(envelope)``; the
 platform code reads it with ``current()`` and calls ``execute_agent`` to run the agent under the
-deadline and the cancellation signal. Outside our worker (a stock ``rq worker``), ``current()``
-is ``None`` and the platform code builds a standalone context instead.
+deadline and the cancellation signal. The pipeline sets ``forward_progress`` and
+``forward_stream`` for the run's relays; the ``Run``'s callbacks reach them through the
+context. Outside our worker (a stock ``rq worker``), ``current()`` is ``None`` and the platform
+code builds a standalone context instead.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class RunContext:
     turns: list[Turn] = field(default_factory=list)
     reply: Reply | None = None
     forward_progress: Callable[[str], Awaitable[None]] | None = None
+    forward_stream: Callable[[str], None] | None = None
+    """Hands ``run.stream`` text to the platform's relay, from any thread (the pipeline sets it)."""
     standalone: redis.Redis | None = None
     """Set only when a stock ``rq worker`` runs the job: the run then saves its own results."""
     will_retry: Callable[[BaseException], bool] = lambda error: False  # noqa: E731 - a plain default
@@ -57,6 +61,12 @@ class RunContext:
             self.stop_reason = reason
         self.run.cancel()
         self.stopped.set()
+
+    def stream(self, text: str) -> None:
+        """Pass streamed text on to the relay the pipeline set, if any (the ``Run``'s ``on_stream``)."""
+        forward = self.forward_stream
+        if forward is not None:
+            forward(text)
 
     def commit(self, reply: Reply, turns: list[Turn]) -> None:
         """Remember the reply and the turns to append to the session when the run succeeds."""

@@ -200,8 +200,9 @@ class Runner:
             on_progress=lambda text: loop.call_soon_threadsafe(self._record_progress, claim.job_id, text),
             services=self._services,
             mailbox=claim.mailbox,
+            on_stream=lambda text: context.stream(text),
         )
-        return RunContext(
+        context = RunContext(
             job_id=claim.job_id,
             session_key=claim.session_key,
             agent=self._agent,
@@ -210,6 +211,7 @@ class Runner:
             agent_executor=self._agent_executor,
             will_retry=lambda error: self._retry.decide(error, retries_so_far=claim.retries).retry,
         )
+        return context
 
     def _record_progress(self, job_id: str, text: str) -> None:
         """Store progress in order (each write waits for the previous one of the same run)."""
