@@ -148,10 +148,6 @@ async def log_timeout(event: Event, partial: tuple[str, ...], run: Run) -> None:
     run.log.warning("run timed out", extra={"fields": {"partial_messages": len(partial)}})
 
 
-async def _no_stream(event: Event, text: str, run: Run) -> None:
-    """The ``on_stream`` hook of platforms that show no streamed text (the answer carries it)."""
-
-
 @dataclass(frozen=True)
 class WorkerPlatform:
     """What the pipeline, the runtime and the ``llm`` agent ask of one platform (see the module docstring).
@@ -207,8 +203,6 @@ class WorkerPlatform:
     say: Callable[[Event, str, str, Run], Awaitable[bool]] = followups.cannot_say
     may_stop: Callable[[Event, Run], Awaitable[bool]] = followups.anyone_may_stop
     stop_hint: str = "send `{word}`"
-    on_stream: Callable[[Event, str, Run], Awaitable[None]] = _no_stream
-    stream_interval: float = 1.0
 
 
 async def run_event(platform: WorkerPlatform, envelope: Envelope) -> dict[str, Any]:

@@ -227,15 +227,16 @@ async def find(event: Event, run: Run, place: Place) -> str | None:
         oldest=slack_ts(since),
         metadata=True,
     )
-    ours = _bot_users(event)
+    ours, candidates = _bot_users(event), []
     try:
         async for found in reader.messages(deadline=run.deadline):
-            if found.get("bot_id") and not found.get("metadata") and (not ours or found.get("user") in ours):
-                if str(found.get("ts")) != place.thread_ts:
-                    return str(found["ts"])
+            if found.get("bot_id") and not found.get("metadata") and str(found.get("ts")) != place.thread_ts:
+                candidates.append(found)
     except PermanentError as exc:
         run.log.info("could not look for an earlier stream", extra={"fields": {"error": describe(exc)}})
-    return None
+    # Our bot user's message first; another app's is refused by stop and update (then: a new post).
+    candidates.sort(key=lambda found: found.get("user") not in ours)
+    return str(candidates[0]["ts"]) if candidates else None
 
 
 async def _send(
