@@ -150,13 +150,15 @@ async def _adopt(event: Event, target: Target, record: dict[str, str], run: Run)
 
 
 async def on_progress(event: Event, text: str, run: Run) -> None:
-    """Edit the placeholder to show ``text``, keeping its Stop button: one try, and only while the
+    """Show progress ``text``: the stream's next task, an assistant thread's loading messages, or
+    an edit of the placeholder keeping its Stop button. One try each, and only while the
     workspace's budget has room for it beside the answers (otherwise this progress is dropped)."""
     record = await ReplyMarker.for_run(run).load()
     if record.get("slack_stream") and record.get("slack_ts"):
         return await stream.step(event, run, record, text)
     if record.get("slack_status") and not record.get("slack_ts"):
-        await status.show(event, run, run.messages, progress=True)
+        if stream.may_start(run):  # once a stream starts, Slack has cleared the status for good
+            await status.show(event, run, run.messages, progress=True)
         return
     if not record.get("slack_ts"):
         return

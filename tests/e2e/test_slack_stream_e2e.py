@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 import redis
 
-from handlers.state import keys
 from tests.e2e.holding import MENTION_CHANNEL, MENTION_THREAD, HoldingSlackFake
 from tests.e2e.support import Ingress, kill_once_held, recording, with_json
 from tests.handlers.support import FAST, WorkerProcess, job_status, wait_until
@@ -48,7 +47,7 @@ def test_a_streamed_mention_is_answered_once_with_feedback(
     assert answer["text"] == "The nightly build broke in step 3."
     assert slack.stream(CHANNEL, answer["ts"])["state"] == "stopped"  # type: ignore[index]
     assert any(block["type"] == "context_actions" for block in answer.get("blocks") or [])
-    assert redis_client.hget(keys.reply(JOB), "slack_stream") == b"1"
+    assert len(slack.calls("POST", "/chat.startStream")) == 1 and not slack.calls("POST", "/chat.postMessage")
 
 
 def test_worker_killed_mid_stream_the_rerun_finishes_the_same_message(

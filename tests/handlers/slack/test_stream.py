@@ -62,7 +62,7 @@ def _assistant_message(gateway: Ingress, test: dict[str, Any]) -> Envelope:
 
 
 def _answers(slack: SlackFake, channel: str = CHANNEL, thread: str = THREAD) -> list[dict[str, Any]]:
-    return [m for m in slack.thread(channel, thread) if m.get("bot_id")]
+    return [m for m in slack.messages(channel) if m.get("thread_ts") == thread and m.get("bot_id")]
 
 
 def _has_feedback(message: dict[str, Any]) -> bool:
