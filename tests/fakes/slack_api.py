@@ -7,7 +7,9 @@ string or the body. The documented limits it enforces (``slack_rules``; sources 
 Kit sizes, text truncation, ``conversations.replies`` paging and ``limit``, response-URL use count
 and expiry, and the tiers; ``distribution="unlisted"`` is an app outside the Slack Marketplace.
 A ``chat.update`` with text and no blocks drops the message's blocks, as Slack's does; ``press``
-gives the ``block_actions`` payload of a button press (``slack_interactions``).
+and ``press_feedback`` give the ``block_actions`` payload of a button press (``slack_interactions``).
+The agent surface (``assistant.threads.*``, ``chat.*Stream``) is ``slack_agent``: its state and
+rules, with ``status``, ``title``, ``suggested_prompts``, ``stream`` and ``expire_stream`` here.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import base64
 import copy
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tests.fakes import slack_interactions
 from tests.fakes import slack_rules as rules
 from tests.fakes.server import FakeServer, Handler, Reply, Request, Route, route
+from tests.fakes.slack_agent import AgentSurface
 from tests.fakes.socket_mode import SocketModeFake
 
 DEFAULT_TOKEN = "xoxb-fake-bot-token"
@@ -55,7 +58,12 @@ class SlackFake(FakeServer):
         prefix: str = "/api",
         distribution: str = "internal",
         rate_limits: dict[str, int] | None = None,
+        agent: bool = True,
+        stream_ttl: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``agent=False``: an app without the Agent feature; ``stream_ttl``: seconds after which a
+        stream leaves the streaming state by itself; ``clock``: for status and stream timeouts."""
         self.tokens = tuple(tokens)
         self.distribution = distribution  # internal | marketplace | unlisted
         unlisted = rules.UNLISTED_PER_MINUTE if distribution == "unlisted" else {}
@@ -75,6 +83,9 @@ class SlackFake(FakeServer):
         self._codes: dict[str, dict[str, Any]] = {}  # OAuth code -> the installation it grants
         self._refresh: dict[str, dict[str, Any]] = {}  # live refresh token -> the installation
         self._token_ids = itertools.count(1)
+        self.agent = AgentSurface(
+            self._messages, self._store_bot, bot_id=BOT_ID, agent=agent, stream_ttl=stream_ttl, clock=clock
+        )
         super().__init__(prefix=prefix)
 
     @property
@@ -97,6 +108,12 @@ class SlackFake(FakeServer):
             "chat.delete": self._delete,
             "conversations.replies": self._replies,
             "users.info": self._users_info,
+            "assistant.threads.setStatus": self._agent_call(self.agent.set_status),
+            "assistant.threads.setTitle": self._agent_call(self.agent.set_title),
+            "assistant.threads.setSuggestedPrompts": self._agent_call(self.agent.set_suggested_prompts),
+            "chat.startStream": self._agent_call(self.agent.start_stream),
+            "chat.appendStream": self._agent_call(self.agent.append_stream),
+            "chat.stopStream": self._agent_call(self.agent.stop_stream),
         }
         for name, handler in methods.items():
             yield route("POST", f"/{name}", self._limited(name, handler))
@@ -161,6 +178,55 @@ class SlackFake(FakeServer):
                 response_url=self.response_url(),
             )
 
+    def press_feedback(
+        self, channel: str, ts: str, rating: str, *, user: str = "U0FAKEUSER"
+    ) -> dict[str, Any]:
+        """The ``block_actions`` payload of ``user`` clicking the good or bad (``rating``) feedback
+        button of the stored message (``LookupError`` if it has no feedback buttons)."""
+        with self._cond:
+            message = self._messages.get(channel, {}).get(ts)
+            if message is None:
+                raise LookupError(f"no message {ts} in {channel}")
+            return slack_interactions.feedback_interaction(
+                message,
+                channel=channel,
+                rating=rating,
+                user=user,
+                team=TEAM_ID,
+                response_url=self.response_url(),
+            )
+
+    def status(self, channel: str, thread_ts: str) -> dict[str, Any] | None:
+        """The thread's status (``{"status", "loading_messages"}``), None once cleared or timed out."""
+        with self._cond:
+            return self.agent.status(channel, thread_ts)
+
+    def statuses(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """Every accepted ``assistant.threads.setStatus`` call's arguments for the thread, in order."""
+        with self._cond:
+            return self.agent.statuses(channel, thread_ts)
+
+    def title(self, channel: str, thread_ts: str) -> str | None:
+        """The thread's title (``assistant.threads.setTitle``), or None."""
+        with self._cond:
+            return self.agent.title(channel, thread_ts)
+
+    def suggested_prompts(self, channel: str, thread_ts: str | None) -> dict[str, Any] | None:
+        """The last ``{"title", "prompts"}`` set for the thread (``thread_ts`` None: for the channel)."""
+        with self._cond:
+            return self.agent.suggested_prompts(channel, thread_ts)
+
+    def stream(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The stream behind message ``ts``: ``state``, ``chunks``, ``appends``, recipients and
+        ``task_display_mode``; None if the bot never streamed that message."""
+        with self._cond:
+            return self.agent.stream(channel, ts)
+
+    def expire_stream(self, channel: str, ts: str) -> None:
+        """Slack's undocumented stream timeout: message ``ts`` leaves the streaming state now."""
+        with self._cond:
+            self.agent.expire(channel, ts)
+
     def response_url(self, key: str | None = None, *, issued_at: float | None = None) -> str:
         """A ``response_url`` for slash-command fixtures, issued ``issued_at`` (default now); what is
         posted to it lands in ``responses()``. Like Slack's, it takes 5 posts within 30 minutes."""
@@ -184,6 +250,7 @@ class SlackFake(FakeServer):
         self.deleted.clear()
         self.limits.reset()
         self.response_urls.reset()
+        self.agent.reset()
 
     # -- FakeServer hooks ------------------------------------------------------------------------
 
@@ -209,12 +276,19 @@ class SlackFake(FakeServer):
         """``handler`` behind the method's tier: HTTP 429 ``ratelimited`` with ``Retry-After``."""
 
         def answer(request: Request) -> Reply:
-            wait = self.limits.check(self._team_of(request), method, _args(request).get("channel"))
+            args = _args(request)
+            wait = self.limits.check(
+                self._team_of(request), method, args.get("channel") or args.get("channel_id")
+            )
             if wait is None:
                 return handler(request)
             return Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(int(wait))})
 
         return answer
+
+    @staticmethod
+    def _agent_call(method: Callable[[dict[str, Any]], Reply]) -> Handler:
+        return lambda request: method(_args(request))
 
     def _team_of(self, request: Request) -> str:
         """The workspace a request's token belongs to (limits are per workspace)."""
@@ -244,6 +318,7 @@ class SlackFake(FakeServer):
             return refused
         fields = _content(args) | {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID}
         ts = self._store(args["channel"], fields, ts=None, thread_ts=args.get("thread_ts"))
+        self.agent.on_bot_message(args["channel"], args.get("thread_ts"))  # a reply clears the status
         stored = copy.deepcopy(self._messages[args["channel"]][ts])
         return _ok(channel=args["channel"], ts=ts, message=stored, **_warnings(args))
 
@@ -399,6 +474,11 @@ class SlackFake(FakeServer):
             self._note_reply(channel, thread_ts, message)
         self._messages.setdefault(channel, {})[ts] = message
         return ts
+
+    def _store_bot(self, channel: str, fields: Message, thread_ts: str | None) -> str:
+        """Store a message the bot posts (a stream's), with the bot's identity, on the one ``ts`` clock."""
+        bot = {"user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID}
+        return self._store(channel, {**fields, **bot}, ts=None, thread_ts=thread_ts)
 
     def _note_reply(self, channel: str, thread_ts: str, reply: Message) -> None:
         parent = self._messages.get(channel, {}).get(thread_ts)

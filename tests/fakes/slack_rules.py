@@ -8,8 +8,10 @@ Kept apart from the fake's routes so each rule reads on its own:
 - ``truncated``: ``text`` past 40,000 characters is cut and the answer carries a warning;
 - ``within``, ``cursor``, ``without_metadata``: ``conversations.replies``' time bounds, opaque
   cursors and metadata (only with ``include_all_metadata``);
+- ``chunk_errors``: the streaming chunks ``chat.*Stream`` take (``markdown_text``, ``task_update``,
+  ``plan_update``, ``blocks``), answered as ``invalid_chunks``; ``is_metadata``: message metadata's shape;
 - ``RateLimits``: a sliding one-minute window per workspace and method (per channel for
-  ``chat.postMessage``), answered with HTTP 429 and ``Retry-After``;
+  ``chat.postMessage`` and ``assistant.threads.setStatus``), answered with HTTP 429 and ``Retry-After``;
 - ``ResponseUrls``: a ``response_url`` takes 5 posts within 30 minutes of being issued;
 - ``rendered``: how Slack reads a stored text (mentions, channel pings, links, what it displays),
   so tests can check escaping without the fake rewriting anything.
@@ -36,6 +38,8 @@ MAX_ATTACHMENTS = 100
 RESPONSE_URL_USES = 5
 RESPONSE_URL_WINDOW = 30 * 60
 REPLIES_LIMIT = 1000
+MAX_MARKDOWN_TEXT = 12_000  # chat.startStream / appendStream / stopStream: markdown_text
+TASK_STATUSES = ("pending", "in_progress", "complete", "error")
 UNLISTED_REPLIES_LIMIT = 15
 
 # Per-minute limits per workspace (team) and method: https://docs.slack.dev/apis/web-api/rate-limits
@@ -48,13 +52,22 @@ TIER_PER_MINUTE: dict[str, int] = {
     "chat.postEphemeral": 100,
     "conversations.replies": 50,
     "users.info": 100,
+    # docs.slack.dev method pages: t2 = Tier 2, t4 = Tier 4; setStatus is "Special" (t5) with no
+    # number published: one a second per channel, like chat.postMessage (choice).
+    "chat.startStream": 20,
+    "chat.appendStream": 100,
+    "chat.stopStream": 20,
+    "assistant.threads.setStatus": 60,  # per channel
+    "assistant.threads.setTitle": 100,
+    "assistant.threads.setSuggestedPrompts": 100,
 }
+PER_CHANNEL = frozenset({"chat.postMessage", "assistant.threads.setStatus"})
 # Apps distributed outside the Slack Marketplace (since 2025-05-29 for new installations).
 UNLISTED_PER_MINUTE = {"conversations.replies": 1, "conversations.history": 1}
 
 _BLOCK_TYPES = frozenset(
-    {"actions", "context", "divider", "file", "header", "image", "input", "markdown", "rich_text", "section",
-     "video"}
+    {"actions", "context", "context_actions", "divider", "file", "header", "image", "input", "markdown",
+     "rich_text", "section", "video"}
 )  # fmt: skip
 _TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
 
@@ -163,6 +176,36 @@ def _action_element(element: Any, where: str) -> list[str]:
     return errors
 
 
+def _context_actions_element(element: Any, where: str) -> list[str]:
+    """``feedback_buttons`` (checked in full: the project sends them) or ``icon_button``."""
+    if not isinstance(element, dict) or element.get("type") not in ("feedback_buttons", "icon_button"):
+        return [_error("failed to match all allowed schemas", where)]
+    if element["type"] == "icon_button":
+        return []
+    errors = []
+    if len(str(element.get("action_id", ""))) > 255:
+        errors.append(_error("must be less than 256 characters", f"{where}/action_id"))
+    for name in ("positive_button", "negative_button"):
+        errors += _feedback_button(element.get(name), f"{where}/{name}")
+    return errors
+
+
+def _feedback_button(button: Any, where: str) -> list[str]:
+    """A feedback button: ``text`` plain_text of 1-75 characters, ``value`` of 1-2,000."""
+    if not isinstance(button, dict):
+        return [_error("must provide an object", where)]
+    text = button.get("text")
+    if not isinstance(text, dict) or text.get("type") != "plain_text":
+        return [_error("must be a plain_text object", f"{where}/text")]
+    errors = _text_object(text, f"{where}/text", 75)
+    value = button.get("value")
+    if not isinstance(value, str) or not value:
+        errors.append(_error("must be more than 0 characters", f"{where}/value"))
+    elif len(value) > 2000:
+        errors.append(_error("must be less than 2001 characters", f"{where}/value"))
+    return errors
+
+
 def _markdown(block: dict[str, Any], where: str) -> list[str]:
     text = block.get("text")
     if not isinstance(text, str) or not text:
@@ -186,6 +229,7 @@ _BLOCK_CHECKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
     "header": _header,
     "context": _elements(10, _context_element),
     "actions": _elements(25, _action_element),
+    "context_actions": _elements(5, _context_actions_element),
     "markdown": _markdown,
 }
 
@@ -202,6 +246,95 @@ def invalid_blocks_body(errors: list[str]) -> dict[str, Any]:
         "errors": errors,
         "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]},
     }
+
+
+# -- streaming chunks -----------------------------------------------------------------------------
+
+
+def chunk_errors(chunks: Any) -> list[str]:
+    """What Slack refuses in ``chunks`` (an array of chunk objects); empty when it takes them."""
+    if chunks is None:
+        return []
+    if not isinstance(chunks, list):
+        return [_error("must be an array", "/chunks")]
+    return [error for i, chunk in enumerate(chunks) for error in _check_chunk(chunk, f"/chunks/{i}")]
+
+
+def _check_chunk(chunk: Any, where: str) -> list[str]:
+    kind = chunk.get("type") if isinstance(chunk, dict) else None
+    check = _CHUNK_CHECKS.get(str(kind))
+    if not isinstance(chunk, dict) or check is None:
+        return [_error("failed to match all allowed schemas", where)]
+    return check(chunk, where)
+
+
+def _markdown_chunk(chunk: dict[str, Any], where: str) -> list[str]:
+    return _string(chunk.get("text"), f"{where}/text", MAX_MARKDOWN_TEXT)
+
+
+def _plan_chunk(chunk: dict[str, Any], where: str) -> list[str]:
+    return _string(chunk.get("title"), f"{where}/title", None)
+
+
+def _task_chunk(chunk: dict[str, Any], where: str) -> list[str]:
+    errors = _string(chunk.get("id"), f"{where}/id", None) + _string(
+        chunk.get("title"), f"{where}/title", None
+    )
+    if chunk.get("status") not in TASK_STATUSES:
+        errors.append(_error(f"must be one of {', '.join(TASK_STATUSES)}", f"{where}/status"))
+    for name in ("details", "output"):
+        if name in chunk and not isinstance(chunk[name], str):
+            errors.append(_error("must be a string", f"{where}/{name}"))
+    sources = chunk.get("sources", [])
+    if not isinstance(sources, list):
+        return [*errors, _error("must be an array", f"{where}/sources")]
+    for index, source in enumerate(sources):
+        if not isinstance(source, dict) or source.get("type") != "url" or not source.get("url"):
+            errors.append(_error("must be a url source element", f"{where}/sources/{index}"))
+        elif not source.get("text"):
+            errors.append(_error("must be more than 0 characters", f"{where}/sources/{index}/text"))
+    return errors
+
+
+def _blocks_chunk(chunk: dict[str, Any], where: str) -> list[str]:
+    errors = block_errors(parse_blocks(chunk.get("blocks")))
+    return [error.replace("[json-pointer:/blocks", f"[json-pointer:{where}/blocks") for error in errors]
+
+
+def _string(value: Any, where: str, limit: int | None) -> list[str]:
+    if not isinstance(value, str) or not value:
+        return [_error("must be a non-empty string", where)]
+    if limit is not None and len(value) > limit:
+        return [_error(f"must be less than {limit + 1} characters", where)]
+    return []
+
+
+_CHUNK_CHECKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
+    "markdown_text": _markdown_chunk,
+    "task_update": _task_chunk,
+    "plan_update": _plan_chunk,
+    "blocks": _blocks_chunk,
+}
+
+
+def invalid_chunks_body(errors: list[str]) -> dict[str, Any]:
+    """Slack's refusal of a stream's chunks (HTTP 200); the detail lines are the fake's (choice)."""
+    return {
+        "ok": False,
+        "error": "invalid_chunks",
+        "errors": errors,
+        "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]},
+    }
+
+
+def is_metadata(value: Any) -> bool:
+    """Message metadata: an object with a string ``event_type`` and an object ``event_payload``."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("event_type"), str)
+        and bool(value["event_type"])
+        and isinstance(value.get("event_payload"), dict)
+    )
 
 
 def truncated(text: Any) -> tuple[Any, list[str]]:
@@ -259,7 +392,7 @@ def cursor_offset(cursor: Any) -> int | None:
 
 @dataclass
 class RateLimits:
-    """At most ``per_minute[method]`` calls per workspace (and channel, for chat.postMessage) in any
+    """At most ``per_minute[method]`` calls per workspace (and channel, for ``PER_CHANNEL``) in any
     60 s; the call past it gets 429 with the seconds until the window frees a slot."""
 
     per_minute: dict[str, int] = field(default_factory=lambda: dict(TIER_PER_MINUTE))
@@ -271,7 +404,7 @@ class RateLimits:
         limit = self.per_minute.get(method)
         if limit is None:
             return None
-        key = (team, method, channel or "") if method == "chat.postMessage" else (team, method)
+        key = (team, method, channel or "") if method in PER_CHANNEL else (team, method)
         now, seen = self.clock(), self._seen.setdefault(key, deque())
         while seen and seen[0] <= now - 60:
             seen.popleft()
