@@ -31,7 +31,7 @@ __all__ = ["LOADING", "MAX_LOADING", "STATUS", "clear", "is_assistant_thread", "
 STATUS = "is working on it…"
 LOADING = ("Reading your message…", "Working on it…")
 MAX_LOADING = 10  # Slack takes at most 10 loading messages
-_LOADING_CHARS = 150  # a loading message is one short line
+_LOADING_CHARS = 50  # Slack takes loading messages of 1 to 50 characters
 
 
 def is_assistant_thread(event: Event) -> bool:

@@ -53,10 +53,11 @@ def _mention(gateway: Ingress, test: dict[str, Any]) -> Envelope:
     return gateway.envelope(JOB)
 
 
-def _assistant_message(gateway: Ingress, test: dict[str, Any]) -> Envelope:
+def _assistant_message(slack: SlackFake, gateway: Ingress, test: dict[str, Any]) -> Envelope:
     """The recorded DM, sent in an assistant thread (it has a ``thread_ts``)."""
     rec = recording("slack", "message.im")
     body = with_json(rec.body, test=test, event={"thread_ts": DM_THREAD})
+    slack.seed_message(DM, "hello", ts=DM_THREAD, user="U0001")  # the thread the user opened
     assert gateway.post_recording(rec, body=body) == 200
     return gateway.envelope(DM_JOB)
 
@@ -74,7 +75,7 @@ def test_an_assistant_thread_shows_a_status_then_streams_and_stops_with_feedback
 ) -> None:
     steps = {"progress": ["Reading the logs", "Comparing builds"], "progress_every": 1.2}
     script = {**steps, "stream": ["The build ", "broke in ", "step 3."]}
-    asyncio.run(handle(_assistant_message(gateway, script)))
+    asyncio.run(handle(_assistant_message(slack, gateway, script)))
     statuses = slack.statuses(DM, DM_THREAD)
     assert statuses[0]["status"] == STATUS and statuses[0]["loading_messages"]
     assert any("Comparing builds" in s.get("loading_messages", []) for s in statuses), statuses
@@ -93,7 +94,7 @@ def test_an_assistant_thread_shows_a_status_then_streams_and_stops_with_feedback
 def test_an_assistant_thread_whose_agent_streams_nothing_gets_its_answer_posted(
     slack: SlackFake, gateway: Ingress
 ) -> None:
-    asyncio.run(handle(_assistant_message(gateway, {"reply": "plain answer"})))
+    asyncio.run(handle(_assistant_message(slack, gateway, {"reply": "plain answer"})))
     (answer,) = _answers(slack, DM, DM_THREAD)
     assert answer["text"] == "plain answer" and _has_feedback(answer)
     assert answer["metadata"]["event_payload"] == {"delivery": DM_JOB}
@@ -205,7 +206,7 @@ def test_a_failure_in_an_assistant_thread_clears_the_status_and_says_so(
     slack: SlackFake, gateway: Ingress
 ) -> None:
     with pytest.raises(PermanentError):
-        asyncio.run(handle(_assistant_message(gateway, {"permanent": "broke"})))
+        asyncio.run(handle(_assistant_message(slack, gateway, {"permanent": "broke"})))
     assert slack.statuses(DM, DM_THREAD)[-1]["status"] == ""
     (note,) = _answers(slack, DM, DM_THREAD)
     assert note["text"].startswith(":x: Sorry, this failed")
