@@ -81,3 +81,17 @@ def test_worker_killed_before_recording_its_stream_the_rerun_adopts_it(
     assert answer["metadata"]["event_payload"] == {"delivery": JOB}
     assert len(slack.calls("POST", "/chat.startStream")) == 1
     assert not slack.calls("POST", "/chat.postMessage")
+
+
+def test_a_500_on_start_stream_is_answered_by_the_jobs_retry_once(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    """A 5xx start may have landed: it is not re-sent in place; the rerun looks, then starts."""
+    slack.fail_next("POST", "/chat.startStream", 500)
+    _deliver(gateway)
+    with _worker(redis_url, slack):
+        wait_until(lambda: _finished(redis_client), timeout=40)
+    (answer,) = _answers(slack)
+    assert answer["text"] == "The nightly build broke in step 3."
+    assert [call.status for call in slack.calls("POST", "/chat.startStream")] == [500, 200]
+    assert slack.calls(path="/conversations.replies"), "the rerun looked for a stream first"

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from gateway.types import Envelope
-from handlers.errors import PermanentError
+from handlers.errors import PermanentError, RunTimedOut
 from handlers.slack import feedback, handle
 from handlers.slack.render import METADATA_TYPE
 from handlers.slack.status import STATUS
+from handlers.state import keys
 from tests.e2e.support import Ingress, ingress, recording, with_json
 from tests.fakes import SlackFake
 from tests.fakes.slack_rules import rendered
@@ -227,3 +229,26 @@ def test_feedback_buttons_name_the_run(slack: SlackFake, gateway: Ingress) -> No
     (action,) = clicked["actions"]
     assert action["action_id"] == feedback.ACTION_ID
     assert feedback.read_value(action["value"]) == ("good", JOB)
+
+
+def test_with_no_start_stream_budget_left_a_mention_gets_the_placeholder(
+    slack: SlackFake, gateway: Ingress, redis_url: str
+) -> None:
+    connection = redis.Redis.from_url(redis_url)
+    bucket = keys.slack_budget("T0001", "chat.startStream")
+    connection.hset(bucket, mapping={"tokens": "0", "at": str(10**13)})  # empty, refilling never
+    asyncio.run(handle(_mention(gateway, {"stream": ["Hello"]})))
+    assert not slack.calls("POST", "/chat.startStream")
+    (answer,) = _answers(slack)
+    assert answer["text"] == "Hello" and len(slack.calls("POST", "/chat.postMessage")) == 1
+
+
+def test_a_timeout_mid_stream_shows_the_note_in_the_streamed_message(
+    slack: SlackFake, gateway: Ingress, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_RUN_DEADLINE", "3")
+    with pytest.raises(RunTimedOut):
+        asyncio.run(handle(_mention(gateway, {"stream": ["half "], "sleep": 10})))
+    (note,) = _answers(slack)
+    assert "took too long" in note["text"] and not _has_feedback(note)
+    assert slack.stream(CHANNEL, note["ts"])["state"] == "stopped"  # type: ignore[index]
