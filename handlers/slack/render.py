@@ -12,9 +12,9 @@ optional, each checked here (what does not fit is left out and named in ``Messag
   with the text as their fallback. ``Reply.data["slack_blocks"]`` (the earlier name) still works.
 
 A streamed answer is Markdown (``markdown``: the reply's text escaped the same way, so a streamed
-``<!channel>`` pings nobody either); it is the answer of record only when the reply asks for none
-of the extras above. ``with_feedback`` puts the feedback buttons (``handlers.slack.feedback``)
-under a final answer, within Slack's 50 blocks.
+``<!channel>`` pings nobody either, and its links shown with their address); it is the answer of
+record only when the reply asks for none of the extras above. ``with_feedback`` puts the
+feedback buttons (``handlers.slack.feedback``) under a final answer, within Slack's 50 blocks.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 from handlers.agent import Reply
 from handlers.slack import blocks as block_kit
 from handlers.slack import feedback
-from handlers.slack.format import MAX_TEXT, escape, to_mrkdwn
+from handlers.slack.format import MAX_TEXT, escape, to_markdown, to_mrkdwn
 
 __all__ = [
     "MAX_LINKS",
@@ -88,7 +88,7 @@ def markdown(reply: Reply) -> str | None:
         return None
     if reply.data.get("slack_blocks") is not None or len(reply.text) > MAX_TEXT:
         return None
-    return escape(reply.text)
+    return to_markdown(reply.text)
 
 
 def metadata(job_id: str) -> dict[str, Any]:

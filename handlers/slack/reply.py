@@ -59,7 +59,7 @@ from handlers.retry import describe
 from handlers.slack import status, stream
 from handlers.slack.client import budget_for, call, is_configured, respond, web_client
 from handlers.slack.conversation import working_blocks
-from handlers.slack.format import clip_mrkdwn, escape, to_mrkdwn
+from handlers.slack.format import clip_mrkdwn, to_markdown, to_mrkdwn
 from handlers.slack.payload import Target, target_of, team_of
 from handlers.slack.render import METADATA_TYPE, Message, markdown, message, metadata, with_feedback
 from handlers.slack.thread import ThreadReader, slack_ts
@@ -179,11 +179,11 @@ async def on_stream(event: Event, text: str, run: Run) -> None:
         return
     record = await ReplyMarker.for_run(run).load()
     if record.get("slack_stream") and record.get("slack_ts"):
-        return await stream.append(event, run, record, escape(text))
+        return await stream.append(event, run, record, to_markdown(text))
     place = stream.place_of(event, run)
     if record.get("slack_status") and not record.get("slack_ts") and place and stream.may_start(run):
         try:
-            await stream.start(event, run, place, text=escape(text))
+            await stream.start(event, run, place, text=to_markdown(text))
         except HandlerError as exc:  # may have started: the answer looks for it (``_answer``)
             run.log.info("could not start the stream", extra={"fields": {"error": describe(exc)}})
 
