@@ -57,6 +57,9 @@ VARIABLES: dict[str, str] = {
     "SLACK_APP_TOKEN": "Slack app-level token (xapp-..., scope connections:write) for gateway socket",
     "SLACK_SUGGESTED_PROMPTS": "prompts a new assistant thread offers (also in gateway manifest slack): "
     "title=message, |-separated, at most 4; off: none (default: two)",
+    "SLACK_STREAM": "on (default): answers in threads stream in (chat.startStream); off: placeholder, "
+    "then the answer",
+    "SLACK_FEEDBACK": "on (default): good/bad feedback buttons under final answers; off: none",
     "GITHUB_TOKEN": "token the worker replies with (alternative to a GitHub App)",
     "GITHUB_APP_ID": "GitHub App id, with GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH",
     "GITHUB_APP_PRIVATE_KEY": "GitHub App private key, PEM text",
@@ -120,7 +123,8 @@ class WebhookRef:
 class SlackSettings:
     """Slack replies: the bot token and the Web API's base URL; Socket Mode's app-level token; how
     the app is distributed (``internal``, ``marketplace`` or ``unlisted``: Slack's rate limits differ);
-    the suggested prompts of a new assistant thread (``SLACK_SUGGESTED_PROMPTS``)."""
+    the suggested prompts of a new assistant thread (``SLACK_SUGGESTED_PROMPTS``);
+    whether answers stream (``SLACK_STREAM``) and carry feedback buttons (``SLACK_FEEDBACK``)."""
 
     bot_token: str | None = field(repr=False)
     api_url: str
@@ -129,6 +133,8 @@ class SlackSettings:
     client_secret: str | None = field(default=None, repr=False)
     distribution: str = "internal"
     suggested_prompts: tuple[slack_prompts.Prompt, ...] = slack_prompts.DEFAULT
+    stream: bool = True
+    feedback: bool = True
 
 
 @dataclass(frozen=True)
@@ -274,6 +280,8 @@ class WorkerSettings:
             "SLACK_APP_DISTRIBUTION": s.slack.distribution,
             "SLACK_APP_TOKEN": s.slack.app_token or "",
             "SLACK_SUGGESTED_PROMPTS": slack_prompts.to_setting(s.slack.suggested_prompts),
+            "SLACK_STREAM": "on" if s.slack.stream else "off",
+            "SLACK_FEEDBACK": "on" if s.slack.feedback else "off",
             "GITHUB_TOKEN": s.github.token or "",
             "GITHUB_APP_ID": s.github.app_id or "",
             # A key read from a file is reported through its path, not as GITHUB_APP_PRIVATE_KEY.
@@ -360,6 +368,8 @@ def _read_slack(env: Reader, shared: Reader) -> SlackSettings:
         api_url=api_url if api_url.endswith("/") else api_url + "/",
         distribution=env.choice("SLACK_APP_DISTRIBUTION", "internal", _DISTRIBUTIONS).lower(),
         suggested_prompts=slack_prompts.parse(env.optional(slack_prompts.VARIABLE)),
+        stream=env.choice("SLACK_STREAM", "ON", ("ON", "OFF")) == "ON",
+        feedback=env.choice("SLACK_FEEDBACK", "ON", ("ON", "OFF")) == "ON",
     )
 
 

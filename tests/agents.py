@@ -10,13 +10,16 @@ can run differently behaving events:
      "bug": true,             # raise ValueError (an agent bug: permanent)
      "progress": ["a", "b"],  # progress messages sent first
      "progress_every": 0.5,   # seconds between those progress messages (default: all at once)
+     "stream": ["Hel", "lo"], # answer text streamed (run.stream) after the progress ...
+     "stream_every": 0.3,     # ... with this many seconds between pieces (default 0.2)
      "poll_cancel": 5.0,      # loop up to N s on run.cancelled, recording when it was seen
      "read": 2,               # after sleeping: await run.next_message up to N times ...
      "read_timeout": 10.0,    # ... waiting up to this long for each (default 10 s)
      "pending": true,         # after sleeping: take run.pending_messages()
      "ask": "which one?",     # after sleeping: run.ask(question, read_timeout)
      "sleep_after": 5.0,      # then sleep this long (cancellable)
-     "reply": "text",         # the reply's text (default: "done <delivery id> after N turns")
+     "reply": "text",         # the reply's text (default: what was streamed, else
+                              #   "done <delivery id> after N turns")
      "data": {...}}           # the reply's data (Reply.data)
 
 Follow-ups it takes are logged (phase ``message``, with ``text``) and named in the default reply.
@@ -72,6 +75,9 @@ async def scripted(event: Event, run: Run) -> Reply:
         run.progress(text)
         if script.get("progress_every"):
             await asyncio.sleep(float(script["progress_every"]))
+    for piece in script.get("stream", []):
+        run.stream(str(piece))
+        await asyncio.sleep(float(script.get("stream_every", 0.2)))
     if script.get("poll_cancel"):
         await _poll_cancel(event, run, float(script["poll_cancel"]))
     if script.get("sleep"):
@@ -82,7 +88,8 @@ async def scripted(event: Event, run: Run) -> Reply:
     _maybe_fail(script, run)
     record("end", event, run)
     heard = f"; read: {' | '.join(read)}" if read else ""
-    text = script.get("reply", f"done {event.delivery_id} after {len(run.history)} turns{heard}")
+    default = run.streamed or f"done {event.delivery_id} after {len(run.history)} turns{heard}"
+    text = script.get("reply", default)
     return Reply(text=str(text), data=dict(script.get("data") or {}))
 
 

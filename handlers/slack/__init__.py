@@ -7,7 +7,8 @@ message) belongs to that message's thread.
 - ``payload``: the one reading of Slack's bodies (thread, target, session key, actor);
 - ``facts``: what the agent knows before it runs (``status``: the queue's figures);
 - ``reply``: a threaded answer that starts as a "working on it" placeholder, shows throttled
-  progress and is replaced by the answer, posted exactly once; ``render``: a ``Reply`` as a
+  progress and is replaced by the answer, posted exactly once; ``stream``: the answer streamed
+  into its thread instead; ``status``: an assistant thread's "thinking" status; ``render``: a ``Reply`` as a
   message (escaped text, the structured mentions, links and blocks it asks for); ``format``:
   escaping and Markdown to mrkdwn; ``blocks``: Block Kit's limits;
 - ``client``: the Web API client and slack-sdk's errors as ours; ``budget``: Slack's rate limits
@@ -79,7 +80,10 @@ PLATFORM = WorkerPlatform(
     followup=followup,
     is_bot=is_bot,
     say=conversation.say,
-    stop_hint="press Stop or mention me with just `{word}`",
+    # A streaming answer carries no blocks, so no Stop button: the stop word works everywhere.
+    stop_hint='send me just `{word}` (in a channel: mention me with it) or press Stop on a "Working on it"',
+    on_stream=reply.on_stream,
+    stream_interval=reply.STREAM_INTERVAL,
 )
 
 

@@ -2,7 +2,10 @@
 
 Slack counts calls "per API method per workspace per app" (https://docs.slack.dev/apis/web-api/rate-limits):
 ``chat.update`` is Tier 3 (50+ a minute), ``conversations.replies`` Tier 3 or, for apps distributed
-outside the Marketplace, 1 a minute; ``chat.postMessage`` about one a second per channel. Several
+outside the Marketplace, 1 a minute; ``chat.postMessage`` about one a second per channel;
+``chat.startStream``/``chat.stopStream`` Tier 2, ``chat.appendStream`` Tier 4 and
+``assistant.threads.setStatus`` (its spec: ``t5``, "Special", no number) budgeted like
+``chat.update``. Several
 runs in one workspace, in several worker processes, share those numbers, so the budget is a token
 bucket in Redis (``_TAKE``, atomic, on Redis's clock), keyed by team and method
 (``keys.slack_budget``). Each bucket holds a burst and refills so that no 60 s window sees more
@@ -45,6 +48,14 @@ TIERS: dict[str, Tier] = {
     # Tier 4 (100+ a minute; docs.slack.dev's method specs): a new assistant thread's prompts and title.
     "assistant.threads.setSuggestedPrompts": Tier(per_minute=90, burst=10),
     "assistant.threads.setTitle": Tier(per_minute=90, burst=10),
+    # Streams: start and stop are Tier 2 (20+ a minute), appends Tier 4 (100+); the status is
+    # "t5" ("Special", no number) in Slack's method spec, budgeted like chat.update. A start
+    # never waits: with no token left the answer takes the placeholder path; stops wait like
+    # answers. Appends and status updates are progress: dropped when only the reserve is left.
+    "chat.startStream": Tier(per_minute=16, burst=4),
+    "chat.stopStream": Tier(per_minute=16, burst=4),
+    "chat.appendStream": Tier(per_minute=80, burst=20, reserve=10),
+    "assistant.threads.setStatus": Tier(per_minute=40, burst=10, reserve=5),
 }
 UNLISTED: dict[str, Tier] = {"conversations.replies": Tier(per_minute=1 / 1.05, burst=1)}
 _WAIT_STEP = 5.0  # seconds between looks at the bucket while waiting (a pause may end sooner)

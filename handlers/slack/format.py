@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_TEXT", "clip", "clip_mrkdwn", "command_of", "escape", "to_mrkdwn"]
+__all__ = ["MAX_TEXT", "clip", "clip_mrkdwn", "command_of", "escape", "to_markdown", "to_mrkdwn"]
 
 # chat.postMessage truncates text past 40,000 characters; stay clear of it.
 MAX_TEXT = 39_000
@@ -40,6 +40,12 @@ def to_mrkdwn(text: str) -> str:
     text = _HEADING.sub(r"*\1*", text)
     text = _BULLET.sub(r"\1• ", text)
     return clip_mrkdwn(text, MAX_TEXT)
+
+
+def to_markdown(text: str) -> str:
+    """``text`` (Markdown, untrusted) as a stream shows it (``markdown_text``): escaped, and each
+    Markdown link shown as its label and its address, like ``to_mrkdwn``; not capped."""
+    return _LINK.sub(_shown_link, escape(text))
 
 
 def clip(text: str, limit: int) -> str:

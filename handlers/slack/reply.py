@@ -14,6 +14,17 @@ post may have landed) first looks for it among the thread's messages since the d
 A top-level placeholder (slash command) cannot be looked up that way; that window is documented
 in docs/replies.md.
 
+Streams and assistant threads (``handlers.slack.stream``, ``handlers.slack.status``): in an
+assistant thread the status shows the run's progress as loading messages and the answer streams
+from the agent's first ``run.stream`` text (an agent that streams nothing gets its answer
+posted). In other threads of mentions and direct messages (``SLACK_STREAM`` on) the stream starts
+at ``begin`` instead of the placeholder, its steps as tasks; ``chat.stopStream`` finishes it with
+the rest of the answer, its feedback buttons and metadata, or, when what landed is not a prefix of
+the answer of record (dropped appends, another final text, mentions, links, blocks, a stream
+Slack ended or older than ``stream.STREAM_MAX_AGE``, a rerun), the stream is stopped and its
+message becomes the answer by ``chat.update``, or a new post when that message is gone. Where
+Slack refuses a stream, the placeholder path below is taken. docs/replies.md has the windows.
+
 Rate limits: every call takes from the workspace's shared budget (``handlers.slack.budget``).
 Progress edits are dropped when it runs low; the answer waits for it; a 429 pauses the method for
 every worker. A ``response_url`` takes 5 posts within 30 minutes of the command
@@ -23,7 +34,9 @@ otherwise the run record says why it was not posted.
 
 While the run works, the placeholder and its progress edits carry a Stop button
 (``handlers.slack.conversation``); the answer, a failure, a timeout or "Stopped by ..." replace
-it (a text-only ``chat.update`` drops a message's blocks).
+it (a text-only ``chat.update`` drops a message's blocks). A streaming message carries no blocks
+until it stops: there the stop word stops the run. Final answers (not failure, stop or timeout
+notes) carry the feedback buttons when ``SLACK_FEEDBACK`` is on (``render.with_feedback``).
 
 Without ``SLACK_BOT_TOKEN`` nothing is posted: the reply is logged and kept in the run record
 (as ``gateway dev`` runs with no tokens).
@@ -39,15 +52,16 @@ from urllib.parse import urlsplit
 
 from handlers import clients, followups
 from handlers.agent import Event, Reply, Run
-from handlers.errors import PermanentError
+from handlers.errors import HandlerError, PermanentError
 from handlers.payload import as_dict
 from handlers.pipeline import log_delivery, log_timeout, record_undelivered
 from handlers.retry import describe
+from handlers.slack import status, stream
 from handlers.slack.client import budget_for, call, is_configured, respond, web_client
 from handlers.slack.conversation import working_blocks
-from handlers.slack.format import clip_mrkdwn, to_mrkdwn
+from handlers.slack.format import clip_mrkdwn, to_markdown, to_mrkdwn
 from handlers.slack.payload import Target, target_of, team_of
-from handlers.slack.render import Message, message
+from handlers.slack.render import METADATA_TYPE, Message, markdown, message, metadata, with_feedback
 from handlers.slack.thread import ThreadReader, slack_ts
 from handlers.state.replies import ReplyMarker
 
@@ -60,11 +74,14 @@ __all__ = [
     "RESPONSE_URL_WINDOW",
     "STOPPED",
     "STOPPED_BY",
+    "STREAM_INTERVAL",
+    "WORKING_STEP",
     "begin",
     "deliver",
     "on_cancel",
     "on_failure",
     "on_progress",
+    "on_stream",
     "on_timeout",
     "preview",
 ]
@@ -76,9 +93,11 @@ FAILED = (
 )
 STOPPED = ":octagonal_sign: Stopped before it finished."
 STOPPED_BY = ":octagonal_sign: Stopped by {who} before it finished."
-METADATA_TYPE = "gateway_reply"
+WORKING_STEP = "Working on it"  # a stream's first task, until the agent reports its own steps
 # At most one progress edit per message per 1.5 s; the workspace's budget bounds them all together.
 PROGRESS_INTERVAL = 1.5
+# Streamed text is coalesced and appended at most once a second (chat.appendStream is Tier 4).
+STREAM_INTERVAL = 1.0
 RESPONSE_URL_USES = 5
 RESPONSE_URL_WINDOW = 29 * 60  # Slack's 30 minutes, less a minute for the command's trip to the queue
 _CANNOT_POST = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
@@ -87,18 +106,25 @@ _SEARCH_MARGIN = 300.0  # seconds before the delivery arrived, for clock skew
 
 
 async def begin(event: Event, run: Run) -> None:
-    """Post the placeholder (or find the one an earlier attempt posted) and store its ``ts``."""
+    """Show that work started and remember where: an assistant thread's status, a stream, or the
+    placeholder (or find what an earlier attempt posted) with its ``ts`` stored."""
     target = target_of(event)
     if target is None or not target.channel or not is_configured(run.services):
         return
     marker = ReplyMarker.for_run(run)
-    if (await marker.load()).get("slack_ts"):
-        return  # an earlier attempt posted it: progress and the answer edit that message
-    ts = await _find_posted(event, target, run) if run.attempt > 1 else None
+    record = await marker.load()
+    if record.get("slack_ts") or (run.attempt > 1 and await _adopt(event, target, record, run)):
+        return  # an earlier attempt posted it: progress and the answer go to that message
+    if status.is_assistant_thread(event) and await status.show(event, run):
+        return await marker.note(slack_status=1)  # the stream starts with the first streamed text
+    place = stream.place_of(event, run)
+    if place is not None and await stream.start(event, run, place, first_step=WORKING_STEP):
+        return
+    ts = None
     try:
         text = target.header + PLACEHOLDER
         placeholder = {"text": text, "blocks": working_blocks(text, run.job_id)}
-        ts = ts or await _post(event, target, placeholder, run, deadline=run.deadline)
+        ts = await _post(event, target, placeholder, run, deadline=run.deadline)
     except PermanentError as exc:
         if target.response_url and _cannot_post(exc):
             run.log.info("cannot post in the channel; answering through response_url")
@@ -107,10 +133,33 @@ async def begin(event: Event, run: Run) -> None:
     await marker.note(slack_channel=target.channel, slack_ts=ts)
 
 
+async def _adopt(event: Event, target: Target, record: dict[str, str], run: Run) -> bool:
+    """On a rerun: find the message an earlier attempt posted but did not record (a placeholder or
+    answer by its metadata; a stream it meant to start by being the bot's message without any) and
+    record it. True when one was found."""
+    marker = ReplyMarker.for_run(run)
+    ts = await _find_posted(event, target, run)
+    if ts:
+        await marker.note(slack_channel=str(target.channel), slack_ts=ts)
+        return True
+    place = stream.place_of(event, run) if record.get("slack_stream_intent") else None
+    ts = await stream.find(event, run, place) if place else None
+    if ts:
+        await marker.note(slack_channel=str(target.channel), slack_ts=ts, slack_stream=1)
+    return bool(ts)
+
+
 async def on_progress(event: Event, text: str, run: Run) -> None:
-    """Edit the placeholder to show ``text``, keeping its Stop button: one try, and only while the
+    """Show progress ``text``: the stream's next task, an assistant thread's loading messages, or
+    an edit of the placeholder keeping its Stop button. One try each, and only while the
     workspace's budget has room for it beside the answers (otherwise this progress is dropped)."""
     record = await ReplyMarker.for_run(run).load()
+    if record.get("slack_stream") and record.get("slack_ts"):
+        return await stream.step(event, run, record, text)
+    if record.get("slack_status") and not record.get("slack_ts"):
+        if stream.may_start(run):  # once a stream starts, Slack has cleared the status for good
+            await status.show(event, run, run.messages, progress=True)
+        return
     if not record.get("slack_ts"):
         return
     team, budget = team_of(event.payload, event.meta), budget_for(run.services)
@@ -123,6 +172,22 @@ async def on_progress(event: Event, text: str, run: Run) -> None:
     await _edit(event, record, body, run, policy=clients.NO_RETRY, pacer=pacer)
 
 
+async def on_stream(event: Event, text: str, run: Run) -> None:
+    """Append streamed answer text (escaped) to the run's stream, starting it in an assistant
+    thread; ignored on the placeholder path (the final edit carries the whole answer)."""
+    if not is_configured(run.services):
+        return
+    record = await ReplyMarker.for_run(run).load()
+    if record.get("slack_stream") and record.get("slack_ts"):
+        return await stream.append(event, run, record, to_markdown(text))
+    place = stream.place_of(event, run)
+    if record.get("slack_status") and not record.get("slack_ts") and place and stream.may_start(run):
+        try:
+            await stream.start(event, run, place, text=to_markdown(text))
+        except HandlerError as exc:  # may have started: the answer looks for it (``_answer``)
+            run.log.info("could not start the stream", extra={"fields": {"error": describe(exc)}})
+
+
 async def deliver(event: Event, reply: Reply, run: Run) -> None:
     """Replace the placeholder with the answer (or answer through ``response_url``)."""
     if not is_configured(run.services):
@@ -131,7 +196,10 @@ async def deliver(event: Event, reply: Reply, run: Run) -> None:
     if target is None:
         run.log.info("nowhere to answer this Slack delivery; reply kept in the run record")
         return
-    await _answer(event, target, message(reply, header=target.header), run)
+    answer = message(reply, header=target.header)
+    if run.services.settings.slack.feedback:
+        answer = with_feedback(answer, run.job_id)
+    await _answer(event, target, answer, run, streamed=markdown(reply) if not target.header else None)
 
 
 async def on_timeout(event: Event, partial: tuple[str, ...], run: Run) -> None:
@@ -143,6 +211,7 @@ async def on_timeout(event: Event, partial: tuple[str, ...], run: Run) -> None:
         return
     last = f" Last step: {partial[-1]}" if partial else ""
     text = to_mrkdwn(f":warning: Sorry, this took too long and was stopped.{last}")
+    await _clear_status(event, run)
     await _answer(event, target, Message(target.header + text), run)
 
 
@@ -175,24 +244,89 @@ async def _note_in_placeholder(event: Event, text: str, run: Run) -> None:
     button."""
     if not is_configured(run.services):
         return
+    await _clear_status(event, run)
     record = await ReplyMarker.for_run(run).load()
+    target = target_of(event)
+    if record.get("slack_ts") and record.get("slack_stream"):
+        await stream.stop(event, run, record, None, blocks=[], metadata={})
     if record.get("slack_ts"):
         await _edit(event, record, {"text": _clipped(event, text)}, run, deadline=_late(run))
+    elif (
+        target is not None
+        and target.channel
+        and (record.get("slack_status") or record.get("slack_stream_intent"))
+    ):
+        await _post_once(event, target, {"text": _clipped(event, text)}, run)  # nothing else shows the end
 
 
-async def _answer(event: Event, target: Target, answer: Message, run: Run) -> None:
+async def _clear_status(event: Event, run: Run) -> None:
+    """Clear an assistant thread's status the run set (no answer will clear it)."""
+    if (await ReplyMarker.for_run(run).load()).get("slack_status"):
+        await status.clear(event, run)
+
+
+async def _answer(
+    event: Event, target: Target, answer: Message, run: Run, *, streamed: str | None = None
+) -> None:
+    """Deliver ``answer``: finish the stream, edit the placeholder, use the ``response_url``, or
+    post it in the thread; ``streamed`` is the answer as a stream shows it (``render.markdown``)."""
     if answer.dropped:
         run.log.info("left out of the Slack answer", extra={"fields": {"dropped": list(answer.dropped)}})
     marker = ReplyMarker.for_run(run)
     record = await marker.load()
-    if record.get("slack_ts"):
+    if (
+        record.get("slack_stream_intent")
+        and not record.get("slack_ts")
+        and await _adopt(event, target, record, run)
+    ):
+        record = await marker.load()
+    if record.get("slack_ts") and record.get("slack_stream"):
+        await _finish_stream(event, target, record, answer, run, streamed=streamed)
+    elif record.get("slack_ts"):
         await _with_blocks_or_text(answer, lambda body: _edit(event, record, body, run, deadline=_late(run)))
     elif record.get("slack_responded"):
         return
     elif target.response_url and _is_slack_url(target.response_url, run.services.settings.slack.api_url):
         await _respond(event, target, answer, run, marker, uses=int(record.get("slack_response_uses") or 0))
+    elif target.channel and target.thread_ts:  # an assistant thread whose agent streamed nothing
+        await _post_once(event, target, {"text": answer.text, "blocks": answer.blocks}, run)
     else:
         await record_undelivered(run, "no placeholder was posted and there is no usable response_url")
+
+
+async def _finish_stream(
+    event: Event, target: Target, record: dict[str, str], answer: Message, run: Run, *, streamed: str | None
+) -> None:
+    """Stop the stream with the rest of the answer; else make its message the answer by
+    ``chat.update`` (same ``ts``), or post the answer when that message is gone."""
+    feedback = [block for block in answer.blocks or [] if block.get("type") == "context_actions"]
+    if await stream.stop(event, run, record, streamed, blocks=feedback, metadata=metadata(run.job_id)):
+        return
+    body = {"metadata": metadata(run.job_id)}
+    try:
+        await _with_blocks_or_text(
+            answer, lambda shown: _edit(event, record, {**shown, **body}, run, deadline=_late(run))
+        )
+    except PermanentError as exc:
+        if "message_not_found" not in str(exc) and "cant_update_message" not in str(exc):
+            raise
+        run.log.info(
+            "the streamed message is gone; posting the answer", extra={"fields": {"error": str(exc)}}
+        )
+        await ReplyMarker.for_run(run).note(slack_ts="", slack_stream="")
+        await _post_once(event, target, {"text": answer.text, "blocks": answer.blocks}, run)
+
+
+async def _post_once(event: Event, target: Target, body: dict[str, Any], run: Run) -> None:
+    """Post ``body`` (text, and blocks unless Slack refuses them) in the thread and record its
+    ``ts``; a rerun finds it by its metadata (``_find_posted``) if the record was not written."""
+    shown = Message(body["text"], body.get("blocks"))
+
+    async def post(sent: dict[str, Any]) -> None:
+        ts = await _post(event, target, sent, run, deadline=_late(run))
+        await ReplyMarker.for_run(run).note(slack_channel=str(target.channel), slack_ts=ts, slack_stream="")
+
+    await _with_blocks_or_text(shown, post)
 
 
 async def _respond(
@@ -219,14 +353,18 @@ async def _respond(
 async def _post_instead(event: Event, target: Target, answer: Message, run: Run, why: str) -> None:
     if not target.channel:
         return await record_undelivered(run, f"{why}, and the command names no channel")
+    posted: list[str] = []
+
+    async def post(body: dict[str, Any]) -> None:
+        posted.append(await _post(event, target, body, run, deadline=_late(run)))
+
     try:
-        body = {"text": answer.text, **({"blocks": answer.blocks} if answer.blocks else {})}
-        ts = await _post(event, target, body, run, deadline=_late(run))
+        await _with_blocks_or_text(answer, post)
     except PermanentError as exc:
         if not _cannot_post(exc):
             raise
         return await record_undelivered(run, f"{why}, and the bot cannot post in {target.channel}: {exc}")
-    await ReplyMarker.for_run(run).note(slack_channel=target.channel, slack_ts=ts, slack_responded=1)
+    await ReplyMarker.for_run(run).note(slack_channel=target.channel, slack_ts=posted[-1], slack_responded=1)
 
 
 def _response_url_spent(event: Event, uses: int) -> str | None:
@@ -266,7 +404,7 @@ async def _post(event: Event, target: Target, body: dict[str, Any], run: Run, *,
         web_client(run.services).chat_postMessage,
         channel=target.channel,
         thread_ts=target.thread_ts,
-        metadata={"event_type": METADATA_TYPE, "event_payload": {"delivery": run.job_id}},
+        metadata=metadata(run.job_id),
         deadline=deadline,
         idempotent=False,
         pacer=budget_for(run.services).pacer(team, "chat.postMessage", scope=str(target.channel)),

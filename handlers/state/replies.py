@@ -7,6 +7,13 @@ the GitHub comment id right after posting) and ``answered`` + the reply text onc
 delivered. A rerun of the job (a worker died, a retry) reads it and edits or skips instead of
 posting again; ``run_event`` does not even run the agent when ``answered`` is set.
 
+Slack's fields: ``slack_channel`` and ``slack_ts`` (the message answers go to: placeholder,
+stream or post), ``slack_stream`` (that message is a stream: a rerun stops it and edits it),
+``slack_stream_intent`` (noted before ``chat.startStream``: a rerun that finds it without a
+``slack_ts`` looks for the stream in the thread), ``slack_stream_at`` (when it started),
+``slack_status`` (an assistant thread's status was set), ``slack_response_uses`` and
+``slack_responded`` (``response_url``), ``said_<key>`` (``run.ask`` questions, notices).
+
 What Redis cannot cover (a crash between the platform accepting a post and the marker being
 written) the platforms cover where they can: GitHub comments carry ``hidden_marker(job_id)`` and
 are searched for on a rerun; Slack messages carry the same id as message metadata.
