@@ -34,8 +34,16 @@ def _status(connection: redis.Redis, job_id: str) -> str:
     return str(record["status"]) if record else ""
 
 
-def _slack_worker(redis_url: str, slack: HoldingSlackFake, policy: str = "steer") -> WorkerProcess:
-    env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.base_url, "GATEWAY_FOLLOWUPS": policy}
+def _slack_worker(
+    redis_url: str, slack: HoldingSlackFake, policy: str = "steer", *, stream: str = "off"
+) -> WorkerProcess:
+    # The placeholder (SLACK_STREAM=off) carries the Stop button these tests press and edit.
+    env = {
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_API_URL": slack.base_url,
+        "GATEWAY_FOLLOWUPS": policy,
+        "SLACK_STREAM": stream,
+    }
     return WorkerProcess(redis_url, *FAST, agent=SCRIPTED, env=env)
 
 
@@ -88,7 +96,8 @@ def test_slack_a_reply_in_the_thread_reaches_the_running_run(
         wait_until(lambda: _status(redis_client, followup) == "succeeded")
     (answer,) = _bot_messages(slack)
     assert answer["ts"] == placeholder["ts"] and "read: only the billing service" in answer["text"]
-    assert "blocks" not in answer, "the answer replaced the Stop button"
+    shown = [block["type"] for block in answer.get("blocks", [])]
+    assert shown == ["section", "context_actions"], "the answer and its feedback buttons replaced Stop"
     assert followup_state(redis_client, followup) == "read"
     assert len(slack.calls("POST", "/chat.postMessage")) == 1
 
@@ -119,6 +128,24 @@ def test_slack_the_stop_word_stops_the_run(
         wait_until(lambda: "Stopped by" in (slack.message(CHANNEL, placeholder["ts"]) or {}).get("text", ""))
         wait_until(lambda: _status(redis_client, stop) == "succeeded")
     assert len(_bot_messages(slack)) == 1, "the stop word got no run and no answer of its own"
+
+
+def test_slack_the_stop_word_stops_a_streamed_run(
+    redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
+) -> None:
+    """A streaming message has no Stop button: the stop word stops the run, and the stream is
+    stopped and turned into the note, in the same message."""
+    _mention(gateway, {"stream": ["Looking at ", "the deploy log"], "stream_every": 0.2, "sleep": 60})
+    with _slack_worker(redis_url, slack, stream="on"):
+        streamed = wait_until(lambda: [m for m in _bot_messages(slack) if "deploy log" in m.get("text", "")])[
+            0
+        ]
+        stop = _reply_in_thread(gateway, 2, "<@U0002> stop")
+        wait_until(lambda: _status(redis_client, SLACK_JOB) == "cancelled", timeout=10)
+        wait_until(lambda: "Stopped by" in (slack.message(CHANNEL, streamed["ts"]) or {}).get("text", ""))
+        wait_until(lambda: _status(redis_client, stop) == "succeeded")
+    assert slack.stream(CHANNEL, streamed["ts"])["state"] == "stopped"
+    assert len(_bot_messages(slack)) == 1, "one message: the stream, now the note"
 
 
 @pytest.mark.parametrize("policy", ["steer", "reject", "interrupt"])

@@ -39,7 +39,8 @@ def _answer(redis_url: str, slack: HoldingSlackFake, gateway: Ingress, **env: st
 
 
 def _posts(slack: HoldingSlackFake) -> int:
-    return len(slack.calls("POST", "/chat.postMessage")) + len(slack.calls("POST", "/chat.update"))
+    methods = ("chat.postMessage", "chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream")
+    return sum(len(slack.calls("POST", f"/{method}")) for method in methods)
 
 
 def test_a_finished_delivery_keeps_no_result_no_envelope_and_a_bare_reply_marker(

@@ -53,7 +53,7 @@ def test_runs_are_counted_by_status_with_their_duration(redis_url: str, redis_cl
 def test_platform_calls_count_429s_and_replies_count_what_landed(
     redis_url: str, redis_client: redis.Redis, slack: HoldingSlackFake, gateway: Ingress
 ) -> None:
-    slack.fail_next("POST", "/chat.postMessage", 429, headers={"Retry-After": "1"})
+    slack.fail_next("POST", "/chat.startStream", 429, headers={"Retry-After": "1"})
     assert gateway.post_recording(recording("slack", "app_mention")) == 200
     port = free_port()
     env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.base_url}

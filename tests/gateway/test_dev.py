@@ -266,9 +266,9 @@ def test_the_readmes_socket_mode_steps_get_a_mention_answered_without_a_public_u
             body = {"type": "event_callback", "event_id": "EvDevSock1", "team_id": "T0FAKE", "event": event}
             envelope_id = socket_mode.send("events_api", body, timeout=30)
             socket_mode.wait_acked(envelope_id, timeout=30)
-            slack.wait_for("POST", "/chat.update", timeout=60)  # the placeholder, replaced by the answer
+            slack.wait_for("POST", "/chat.stopStream", timeout=60)  # the answer streamed in, then stopped
             (answer,) = [m for m in slack.messages("C9") if m.get("thread_ts") == "1.5"]
-            assert "Working on it" not in answer["text"]
+            assert answer["text"] and slack.stream("C9", answer["ts"])["state"] == "stopped"
             assert running.stop() == 0
         finally:
             if running.process.poll() is None:

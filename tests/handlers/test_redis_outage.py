@@ -43,7 +43,11 @@ pytestmark = pytest.mark.timeout(240)
 # budget's business (tests/handlers/slack/test_budget.py), not this test's. The fake's own
 # limits are raised for the same reason: its one bot token counts as one workspace.
 SPREAD = 40
-GENEROUS = {"chat.postMessage": 100_000, "chat.update": 100_000, "conversations.replies": 100_000}
+GENEROUS = {
+    name: 100_000
+    for name in ("chat.postMessage", "chat.update", "conversations.replies")
+    + ("chat.startStream", "chat.appendStream", "chat.stopStream")  # answers stream (SLACK_STREAM=on)
+}
 RUN_SECONDS = 1.0  # each run sleeps this long, so many are in flight when Redis dies
 # Redis is down from 4 s to 14 s: longer than redis-py's own retries of one call (about 5 s)
 # and than the workers' lease (FAST: 1.5 s), so every lease expires during it.

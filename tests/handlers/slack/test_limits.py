@@ -36,6 +36,8 @@ def slack(slack_api: SlackFake, redis_url: str, monkeypatch: pytest.MonkeyPatch)
     slack_api.reset()
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("SLACK_BOT_TOKEN", slack_api.token)
+    # The placeholder path (SLACK_STREAM=off); streamed answers: tests/handlers/slack/test_stream.py.
+    monkeypatch.setenv("SLACK_STREAM", "off")
     monkeypatch.setenv("SLACK_API_URL", slack_api.base_url)
     monkeypatch.setenv("GATEWAY_AGENT", "tests.agents:scripted")
     return slack_api
@@ -119,7 +121,14 @@ def test_blocks_slack_would_refuse_give_way_to_the_text(
 ) -> None:
     data = {"slack_blocks": blocks} if key == "slack_blocks" else {"slack": {"blocks": blocks}}
     answer = _answer(gateway, slack, reply="The answer, as text.", data=data)
-    assert answer["text"] == "The answer, as text." and not answer.get("blocks")
+    assert answer["text"] == "The answer, as text."
+    # None of the agent's blocks. Blocks our check refuses: the text as a section with the feedback
+    # buttons (SLACK_FEEDBACK); blocks only Slack refuses: the text alone, sent again without blocks.
+    shown = [(block["type"], block.get("text", {}).get("text")) for block in answer.get("blocks", [])]
+    refused_by_slack = blocks[0]["type"] == "a_block_slack_does_not_have"
+    assert shown == (
+        [] if refused_by_slack else [("section", "The answer, as text."), ("context_actions", None)]
+    )
 
 
 def test_blocks_within_the_limits_are_sent_with_the_text_as_fallback(

@@ -32,6 +32,8 @@ def slack(slack_api: SlackFake, redis_url: str, monkeypatch: pytest.MonkeyPatch)
     slack_api.reset()
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("SLACK_BOT_TOKEN", slack_api.token)
+    # The placeholder path (SLACK_STREAM=off); streamed answers: tests/handlers/slack/test_stream.py.
+    monkeypatch.setenv("SLACK_STREAM", "off")
     monkeypatch.setenv("SLACK_API_URL", slack_api.base_url)
     monkeypatch.setenv("GATEWAY_AGENT", "tests.agents:scripted")
     return slack_api
