@@ -25,6 +25,7 @@ __all__ = [
     "HandlerError",
     "LeaseLost",
     "PermanentError",
+    "RateLimited",
     "RunCancelled",
     "RunTimedOut",
     "ToolError",
@@ -59,6 +60,11 @@ class TransientError(HandlerError):
     def __str__(self) -> str:
         hint = f" (retry after {self.retry_after:g}s)" if self.retry_after is not None else ""
         return f"{self.reason}{hint}"
+
+
+class RateLimited(TransientError):
+    """The platform refused the call for its rate limit (HTTP 429): nothing was applied, so even a
+    call that is not idempotent may be made again, or another way taken at once."""
 
 
 class PermanentError(HandlerError):

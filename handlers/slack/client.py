@@ -20,7 +20,7 @@ from slack_sdk.webhook import WebhookClient
 
 from handlers import clients
 from handlers.config import SlackSettings
-from handlers.errors import HandlerError, PermanentError, TransientError
+from handlers.errors import HandlerError, PermanentError, RateLimited, TransientError
 from handlers.retry import retry_after_header
 from handlers.services import Services
 from handlers.slack.budget import SlackBudget
@@ -38,9 +38,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-_TRANSIENT = frozenset(
-    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-)
+_RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
+_TRANSIENT = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 
 
 class _SlackErrors:
@@ -52,7 +51,11 @@ class _SlackErrors:
         if isinstance(exc, SlackApiError):
             response = exc.response
             code = str(response.get("error", "")) if response.data else ""
-            if response.status_code == 429 or response.status_code >= 500 or code in _TRANSIENT:
+            if response.status_code == 429 or code in _RATE_LIMITED:
+                return RateLimited(
+                    f"Slack {code or response.status_code}", retry_after=retry_after_header(response.headers)
+                )
+            if response.status_code >= 500 or code in _TRANSIENT:
                 return TransientError(
                     f"Slack {code or response.status_code}", retry_after=retry_after_header(response.headers)
                 )

@@ -35,7 +35,7 @@ from weakref import WeakKeyDictionary
 
 from handlers import clients
 from handlers.agent import Event, Run
-from handlers.errors import HandlerError, PermanentError, TransientError
+from handlers.errors import HandlerError, PermanentError, RateLimited, TransientError
 from handlers.payload import as_dict
 from handlers.retry import describe
 from handlers.slack.client import budget_for, call, web_client
@@ -142,9 +142,11 @@ async def start(event: Event, run: Run, place: Place, *, text: str = "", first_s
             chunks=chunks,
             deadline=run.deadline,
             idempotent=False,
+            # A 429 is not waited out: the placeholder, on chat.postMessage's own tier, is quicker.
+            policy=clients.NO_RETRY,
             pacer=budget.pacer(team, "chat.startStream", taken=True),
         )
-    except PermanentError as exc:
+    except (PermanentError, RateLimited) as exc:
         run.log.info("Slack refused the stream; posting a placeholder", extra={"fields": {"error": str(exc)}})
         await marker.note(slack_stream_intent="")
         return None

@@ -6,6 +6,7 @@ The agent is tests.agents:scripted, streaming with ``run.stream`` as its ``test.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -145,6 +146,17 @@ def test_a_refused_stream_falls_back_to_the_placeholder(slack: SlackFake, gatewa
     asyncio.run(handle(_mention(gateway, {"stream": ["Hello"]})))
     (answer,) = _answers(slack)
     assert answer["text"] == "Hello" and len(slack.calls("POST", "/chat.postMessage")) == 1
+
+
+def test_a_rate_limited_start_takes_the_placeholder_at_once(slack: SlackFake, gateway: Ingress) -> None:
+    """A 429 on chat.startStream (Tier 2) is not waited out: the placeholder answers now."""
+    slack.fail_next("POST", "/chat.startStream", 429, headers={"Retry-After": "30"})
+    started = time.monotonic()
+    asyncio.run(handle(_mention(gateway, {"stream": ["Hello"]})))
+    assert time.monotonic() - started < 10, "the Retry-After was waited out"
+    (answer,) = _answers(slack)
+    assert answer["text"] == "Hello" and len(slack.calls("POST", "/chat.postMessage")) == 1
+    assert len(slack.calls("POST", "/chat.startStream")) == 1
 
 
 @pytest.mark.parametrize("status", [429, 500])
