@@ -62,7 +62,7 @@ from handlers.slack.conversation import working_blocks
 from handlers.slack.format import clip_mrkdwn, to_markdown, to_mrkdwn
 from handlers.slack.payload import Target, target_of, team_of
 from handlers.slack.render import METADATA_TYPE, Message, markdown, message, metadata, with_feedback
-from handlers.slack.thread import ThreadReader, slack_ts
+from handlers.slack.thread import ThreadReader
 from handlers.state.replies import ReplyMarker
 
 __all__ = [
@@ -102,7 +102,6 @@ RESPONSE_URL_USES = 5
 RESPONSE_URL_WINDOW = 29 * 60  # Slack's 30 minutes, less a minute for the command's trip to the queue
 _CANNOT_POST = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
 _SLACK_RESPONSE_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
-_SEARCH_MARGIN = 300.0  # seconds before the delivery arrived, for clock skew
 
 
 async def begin(event: Event, run: Run) -> None:
@@ -421,15 +420,7 @@ async def _find_posted(event: Event, target: Target, run: Run) -> str | None:
     """
     if not target.thread_ts or not target.channel:
         return None
-    since = datetime.fromisoformat(event.received_at).timestamp() - _SEARCH_MARGIN
-    reader = ThreadReader(
-        run.services,
-        team=team_of(event.payload, event.meta),
-        channel=target.channel,
-        ts=target.thread_ts,
-        oldest=slack_ts(since),
-        metadata=True,
-    )
+    reader = ThreadReader.since_delivery(event, run, channel=target.channel, thread_ts=target.thread_ts)
     try:
         async for found in reader.messages(deadline=run.deadline):
             metadata = as_dict(found.get("metadata"))

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -41,7 +40,7 @@ from handlers.retry import describe
 from handlers.slack.client import budget_for, call, web_client
 from handlers.slack.format import clip
 from handlers.slack.payload import event_thread, team_of
-from handlers.slack.thread import ThreadReader, slack_ts
+from handlers.slack.thread import ThreadReader
 from handlers.state.replies import ReplyMarker
 
 __all__ = [
@@ -63,7 +62,6 @@ __all__ = [
 STREAM_MAX_AGE = 240.0
 TASK_DISPLAY_MODE = "plan"
 NOT_STREAMING = "message_not_in_streaming_state"
-_SEARCH_MARGIN = 300.0  # seconds before the delivery arrived, for clock skew
 _STREAM_EVENTS = frozenset({"app_mention", "message.im"})
 _CHUNK = 12_000  # characters of one markdown_text chunk
 _TITLE = 200  # characters of a step's title shown as a task
@@ -220,15 +218,7 @@ async def find(event: Event, run: Run, place: Place) -> str | None:
     """The ``ts`` of the stream an earlier attempt started but did not record: the bot's message in
     the thread, since the delivery arrived, that carries no metadata (a stream has none until it
     stops; our other messages all carry theirs)."""
-    since = datetime.fromisoformat(event.received_at).timestamp() - _SEARCH_MARGIN
-    reader = ThreadReader(
-        run.services,
-        team=team_of(event.payload, event.meta),
-        channel=place.channel,
-        ts=place.thread_ts,
-        oldest=slack_ts(since),
-        metadata=True,
-    )
+    reader = ThreadReader.since_delivery(event, run, channel=place.channel, thread_ts=place.thread_ts)
     ours, candidates = _bot_users(event), []
     try:
         async for found in reader.messages(deadline=run.deadline):

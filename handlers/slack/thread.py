@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
+from handlers.agent import Event, Run
 from handlers.services import Services
 from handlers.slack.client import budget_for, call, web_client
+from handlers.slack.payload import team_of
 
-__all__ = ["MAX_PAGES", "PAGE_SIZE", "ThreadReader", "slack_ts"]
+__all__ = ["MAX_PAGES", "PAGE_SIZE", "SEARCH_MARGIN", "ThreadReader", "slack_ts"]
 
 PAGE_SIZE = {"internal": 200, "marketplace": 200, "unlisted": 15}
 MAX_PAGES = 25  # 5,000 messages (375 for unlisted apps): a bound on a runaway thread
 _METHOD = "conversations.replies"
+SEARCH_MARGIN = 300.0
+"""Seconds before a delivery arrived that a search for what its run posted also reads (clock skew)."""
 
 
 def slack_ts(unix_time: float) -> str:
@@ -46,6 +51,20 @@ class ThreadReader:
         self._oldest, self._metadata = oldest, metadata
         self.complete = False
         self.pages = 0
+
+    @classmethod
+    def since_delivery(cls, event: Event, run: Run, *, channel: str, thread_ts: str) -> ThreadReader:
+        """The thread's messages posted since ``event`` arrived, with their metadata: where a
+        rerun looks for what an earlier attempt of the run posted."""
+        since = datetime.fromisoformat(event.received_at).timestamp() - SEARCH_MARGIN
+        return cls(
+            run.services,
+            team=team_of(event.payload, event.meta),
+            channel=channel,
+            ts=thread_ts,
+            oldest=slack_ts(since),
+            metadata=True,
+        )
 
     async def messages(
         self, *, deadline: float, patience: float | None = None

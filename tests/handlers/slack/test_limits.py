@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +15,7 @@ from slack_sdk.webhook import WebhookClient
 from gateway.types import Envelope
 from handlers.slack import handle
 from handlers.state import runs
-from tests.e2e.support import Ingress, ingress, recording, with_form_fields, with_json
+from tests.e2e.support import Ingress, recording, with_form_fields, with_json
 from tests.fakes import SlackFake
 from tests.fakes.slack_rules import rendered
 
@@ -25,28 +24,11 @@ COMMAND_JOB = "slack-13345224609_2e738474920_2e8088930838d88f008e0"
 RUN_ID = "slack-13345224609.738474920.8088930838d88f008e0"  # handle() outside a worker: the plain id
 
 
-@pytest.fixture(scope="module")
-def slack_api() -> Iterator[SlackFake]:
-    with SlackFake() as fake:
-        yield fake
-
-
 @pytest.fixture
-def slack(slack_api: SlackFake, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> SlackFake:
-    slack_api.reset()
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("SLACK_BOT_TOKEN", slack_api.token)
+def slack(slack: SlackFake, monkeypatch: pytest.MonkeyPatch) -> SlackFake:
     # The placeholder path (SLACK_STREAM=off); streamed answers: tests/handlers/slack/test_stream.py.
     monkeypatch.setenv("SLACK_STREAM", "off")
-    monkeypatch.setenv("SLACK_API_URL", slack_api.base_url)
-    monkeypatch.setenv("GATEWAY_AGENT", "tests.agents:scripted")
-    return slack_api
-
-
-@pytest.fixture
-def gateway(redis_url: str) -> Iterator[Ingress]:
-    with ingress(redis_url) as app:
-        yield app
+    return slack
 
 
 def _answer(gateway: Ingress, slack: SlackFake, **script: Any) -> dict[str, Any]:

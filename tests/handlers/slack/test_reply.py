@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,35 +13,18 @@ from gateway.types import Envelope
 from handlers.errors import PermanentError
 from handlers.slack import handle
 from handlers.state import keys
-from tests.e2e.support import Ingress, ingress, recording, with_form_fields, with_json
+from tests.e2e.support import Ingress, recording, with_form_fields, with_json
 from tests.fakes import SlackFake
 
 CHANNEL, THREAD = "C0001", "1795345212.000100"
 JOB = "slack-Ev0001AM0001"
 
 
-@pytest.fixture(scope="module")
-def slack_api() -> Iterator[SlackFake]:
-    with SlackFake() as fake:
-        yield fake
-
-
 @pytest.fixture
-def slack(slack_api: SlackFake, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> SlackFake:
-    slack_api.reset()
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("SLACK_BOT_TOKEN", slack_api.token)
+def slack(slack: SlackFake, monkeypatch: pytest.MonkeyPatch) -> SlackFake:
     # The placeholder path (SLACK_STREAM=off); streamed answers: tests/handlers/slack/test_stream.py.
     monkeypatch.setenv("SLACK_STREAM", "off")
-    monkeypatch.setenv("SLACK_API_URL", slack_api.base_url)
-    monkeypatch.setenv("GATEWAY_AGENT", "tests.agents:scripted")
-    return slack_api
-
-
-@pytest.fixture
-def gateway(redis_url: str) -> Iterator[Ingress]:
-    with ingress(redis_url) as app:
-        yield app
+    return slack
 
 
 def _mention(gateway: Ingress, *, test: dict[str, Any] | None = None, text: str | None = None) -> Envelope:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,35 +18,13 @@ from handlers.slack import feedback, handle
 from handlers.slack.render import METADATA_TYPE
 from handlers.slack.status import STATUS
 from handlers.state import keys
-from tests.e2e.support import Ingress, ingress, recording, with_json
+from tests.e2e.support import Ingress, recording, with_json
 from tests.fakes import SlackFake
 from tests.fakes.slack_rules import rendered
 
 CHANNEL, THREAD = "C0001", "1795345212.000100"
 DM, DM_THREAD = "D0001", "1795345300.000100"
 JOB, DM_JOB = "slack-Ev0001AM0001", "slack-Ev0001MI0001"
-
-
-@pytest.fixture(scope="module")
-def slack_api() -> Iterator[SlackFake]:
-    with SlackFake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def slack(slack_api: SlackFake, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> SlackFake:
-    slack_api.reset()
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("SLACK_BOT_TOKEN", slack_api.token)
-    monkeypatch.setenv("SLACK_API_URL", slack_api.base_url)
-    monkeypatch.setenv("GATEWAY_AGENT", "tests.agents:scripted")
-    return slack_api
-
-
-@pytest.fixture
-def gateway(redis_url: str) -> Iterator[Ingress]:
-    with ingress(redis_url) as app:
-        yield app
 
 
 def _mention(gateway: Ingress, test: dict[str, Any]) -> Envelope:
