@@ -24,8 +24,9 @@ def slack() -> Iterator[SlackFake]:
         yield fake
 
 
-def _workers(redis_url: str, slack: SlackFake) -> list[WorkerProcess]:
-    env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.base_url}
+def _workers(redis_url: str, slack: SlackFake, *, stream: str = "off") -> list[WorkerProcess]:
+    # The placeholder's chat.update edits unless asked (SLACK_STREAM=on: streams, Tier 2 starts).
+    env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.base_url, "SLACK_STREAM": stream}
     return [WorkerProcess(redis_url, *FAST, "--concurrency", "10", env=env) for _ in range(2)]
 
 
@@ -58,6 +59,30 @@ def test_concurrent_runs_share_the_workspaces_budget_and_every_answer_lands(
     for n in range(RUNS):
         (answer,) = [m for m in slack.messages(f"C{n % 4}") if m.get("thread_ts") == f"1795345{n:03d}.0001"]
         assert answer["text"].startswith(f"done EvBUDGET{n:03d}")
+
+
+def test_streamed_runs_past_the_start_tier_take_the_placeholder_and_every_answer_lands(
+    redis_url: str, redis_client: redis.Redis, slack: SlackFake
+) -> None:
+    """chat.startStream is Tier 2 (20 a minute): more runs than that budget gets take the
+    placeholder, and no call goes past a tier."""
+    jobs = _enqueue_runs(
+        redis_client, RUNS, {"progress": STEPS[:4], "progress_every": 0.4, "stream": ["do", "ne"]}
+    )
+    workers = _workers(redis_url, slack, stream="on")
+    try:
+        wait_until(lambda: _all_finished(redis_client, jobs), timeout=120)
+    finally:
+        for worker in workers:
+            worker.close()
+    calls = slack.calls("POST", "/chat.*") + slack.calls("POST", "/assistant.*")
+    assert [c for c in calls if c.status == 429] == [], "no call went past Slack's tier"
+    started = [c for c in slack.calls("POST", "/chat.startStream") if c.status == 200]
+    placeholders = slack.calls("POST", "/chat.postMessage")
+    assert started and placeholders and len(started) + len(placeholders) == RUNS
+    for n in range(RUNS):
+        (answer,) = [m for m in slack.messages(f"C{n % 4}") if m.get("thread_ts") == f"1795345{n:03d}.0001"]
+        assert answer["text"].startswith("done")
 
 
 def test_a_429_stops_every_worker_editing_in_that_workspace_until_retry_after(
