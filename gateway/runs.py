@@ -9,7 +9,8 @@ one schema for both. A run's id is its job id. A job no worker has touched yet h
 Record fields: ``status`` (``STATUSES``), ``platform``, ``delivery_id``, ``event``, ``session``,
 ``attempts`` (starts), ``retries`` (transient retries scheduled), ``queued_at``, ``started_at``,
 ``ended_at``, ``duration``, ``worker``, ``error``, ``reply``, ``next_attempt_at``, ``note``,
-``undelivered`` (why a reply could not be posted, e.g. an expired Slack ``response_url``), the
+``undelivered`` (why a reply could not be posted, e.g. an expired Slack ``response_url``),
+``streamed_chars`` (how much answer text the agent streamed with ``run.stream``), the
 list of ``progress`` messages, ``outcome`` (``recovered``), ``source`` and ``recovered_at``
 when a recovery sweep (``handlers.recover``) brought the delivery back, and ``feedback``: the
 ratings people gave the answer (Slack's feedback buttons, ``add_feedback``), one per person.
