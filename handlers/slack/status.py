@@ -40,7 +40,7 @@ def is_assistant_thread(event: Event) -> bool:
     return event.meta.get("kind") == "event" and event.name == "message.im" and bool(inner.get("thread_ts"))
 
 
-def thread_of(event: Event) -> tuple[str, str]:
+def _thread_of(event: Event) -> tuple[str, str]:
     """``(channel, thread_ts)`` of an assistant thread (see ``is_assistant_thread``)."""
     inner = as_dict(event.payload.get("event"))
     return str(inner.get("channel") or ""), str(inner.get("thread_ts") or "")
@@ -52,7 +52,7 @@ async def show(event: Event, run: Run, steps: tuple[str, ...] = (), *, progress:
     One try; ``progress`` calls are dropped when the workspace's budget is low. False when the
     status was not set (refused, dropped, or Slack did not answer).
     """
-    channel, thread = thread_of(event)
+    channel, thread = _thread_of(event)
     team, budget = team_of(event.payload, event.meta), budget_for(run.services)
     if not await budget.take(team, "assistant.threads.setStatus", until=None, progress=progress):
         run.log.debug("status update dropped: the workspace's setStatus budget is low")
@@ -77,7 +77,7 @@ async def show(event: Event, run: Run, steps: tuple[str, ...] = (), *, progress:
 
 async def clear(event: Event, run: Run) -> None:
     """Remove the thread's status (the run ended without an answer); a failure is only logged."""
-    channel, thread = thread_of(event)
+    channel, thread = _thread_of(event)
     team = team_of(event.payload, event.meta)
     try:
         await call(
