@@ -166,11 +166,8 @@ class SlackFake(FakeServer):
         """The ``block_actions`` payload Slack sends when ``user`` presses button ``action_id`` of
         the stored message ``channel``/``ts`` (``LookupError`` if it has no such button)."""
         with self._cond:
-            message = self._messages.get(channel, {}).get(ts)
-            if message is None:
-                raise LookupError(f"no message {ts} in {channel}")
             return slack_interactions.interaction(
-                message,
+                self._stored(channel, ts),
                 channel=channel,
                 action_id=action_id,
                 user=user,
@@ -184,17 +181,21 @@ class SlackFake(FakeServer):
         """The ``block_actions`` payload of ``user`` clicking the good or bad (``rating``) feedback
         button of the stored message (``LookupError`` if it has no feedback buttons)."""
         with self._cond:
-            message = self._messages.get(channel, {}).get(ts)
-            if message is None:
-                raise LookupError(f"no message {ts} in {channel}")
             return slack_interactions.feedback_interaction(
-                message,
+                self._stored(channel, ts),
                 channel=channel,
                 rating=rating,
                 user=user,
                 team=TEAM_ID,
                 response_url=self.response_url(),
             )
+
+    def _stored(self, channel: str, ts: str) -> Message:
+        """The stored message ``channel``/``ts`` (``LookupError`` if there is none); hold ``_cond``."""
+        message = self._messages.get(channel, {}).get(ts)
+        if message is None:
+            raise LookupError(f"no message {ts} in {channel}")
+        return message
 
     def status(self, channel: str, thread_ts: str) -> dict[str, Any] | None:
         """The thread's status (``{"status", "loading_messages"}``), None once cleared or timed out."""
