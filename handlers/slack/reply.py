@@ -255,7 +255,7 @@ async def _note_in_placeholder(event: Event, text: str, run: Run) -> None:
         and target.channel
         and (record.get("slack_status") or record.get("slack_stream_intent"))
     ):
-        await _post_once(event, target, {"text": _clipped(event, text)}, run)  # nothing else shows the end
+        await _post_once(event, target, Message(_clipped(event, text)), run)  # nothing else shows the end
 
 
 async def _clear_status(event: Event, run: Run) -> None:
@@ -288,7 +288,7 @@ async def _answer(
     elif target.response_url and _is_slack_url(target.response_url, run.services.settings.slack.api_url):
         await _respond(event, target, answer, run, marker, uses=int(record.get("slack_response_uses") or 0))
     elif target.channel and target.thread_ts:  # an assistant thread whose agent streamed nothing
-        await _post_once(event, target, {"text": answer.text, "blocks": answer.blocks}, run)
+        await _post_once(event, target, answer, run)
     else:
         await record_undelivered(run, "no placeholder was posted and there is no usable response_url")
 
@@ -313,19 +313,18 @@ async def _finish_stream(
             "the streamed message is gone; posting the answer", extra={"fields": {"error": str(exc)}}
         )
         await ReplyMarker.for_run(run).note(slack_ts="", slack_stream="")
-        await _post_once(event, target, {"text": answer.text, "blocks": answer.blocks}, run)
+        await _post_once(event, target, answer, run)
 
 
-async def _post_once(event: Event, target: Target, body: dict[str, Any], run: Run) -> None:
-    """Post ``body`` (text, and blocks unless Slack refuses them) in the thread and record its
+async def _post_once(event: Event, target: Target, answer: Message, run: Run) -> None:
+    """Post ``answer`` (text, and blocks unless Slack refuses them) in the thread and record its
     ``ts``; a rerun finds it by its metadata (``_find_posted``) if the record was not written."""
-    shown = Message(body["text"], body.get("blocks"))
 
     async def post(sent: dict[str, Any]) -> None:
         ts = await _post(event, target, sent, run, deadline=_late(run))
         await ReplyMarker.for_run(run).note(slack_channel=str(target.channel), slack_ts=ts, slack_stream="")
 
-    await _with_blocks_or_text(shown, post)
+    await _with_blocks_or_text(answer, post)
 
 
 async def _respond(

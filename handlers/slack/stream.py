@@ -88,6 +88,11 @@ class _Live:
     steps: int = 0
     step_title: str = ""
 
+    @property
+    def too_old(self) -> bool:
+        """Past ``STREAM_MAX_AGE``: Slack may end it any moment, so nothing more is appended."""
+        return time.time() - self.started > STREAM_MAX_AGE
+
 
 _LIVE: WeakKeyDictionary[Run, _Live] = WeakKeyDictionary()
 
@@ -235,7 +240,7 @@ async def _send(
     event: Event, run: Run, record: dict[str, str], live: _Live, chunks: list[dict[str, Any]]
 ) -> bool:
     """One ``chat.appendStream`` try; False when it did not (certainly) land."""
-    if time.time() - live.started > STREAM_MAX_AGE:
+    if live.too_old:
         run.log.info("stream too old to append to; the answer will be written by chat.update")
         live.ended = True
         return False
@@ -270,7 +275,7 @@ def _rest(live: _Live | None, answer: str | None) -> str | None:
     """What the stop must append for the message to read ``answer``, or ``None`` when it cannot."""
     if live is None or answer is None or live.gap or live.ended:
         return None
-    if time.time() - live.started > STREAM_MAX_AGE or not answer.startswith(live.landed):
+    if live.too_old or not answer.startswith(live.landed):
         return None
     return answer[len(live.landed) :]
 
